@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// IdentityName is a Kubernetes username or group that the EKS authenticator
+// gives an AWS identity. The only templates it may use are those the
+// authenticator expands; anything else in double braces would end up
+// literally in the name.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=256
+// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
+// +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '').replace('{{SessionName}}', '').replace('{{SessionNameRaw}}', '').replace('{{AccessKeyID}}', '').replace('{{EC2PrivateDNSName}}', '').matches('[{][{]|[}][}]')",message="the only templates are {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, and {{EC2PrivateDNSName}} for roles"
+type IdentityName string
+
+// IAMIdentityMappingSpec is one entry of aws-auth: an IAM role or user
+// (arn, username, groups), or a whole AWS account (accountID).
+// +kubebuilder:validation:XValidation:rule="has(self.arn) != has(self.accountID)",message="set exactly one of arn (an IAM role or user) and accountID (a whole AWS account)"
+// +kubebuilder:validation:XValidation:rule="!has(self.arn) || has(self.username)",message="username is required with arn",fieldPath=".username"
+// +kubebuilder:validation:XValidation:rule="!has(self.accountID) || (!has(self.username) && !has(self.groups))",message="username and groups cannot be set with accountID: an account entry maps every identity of the account under its default username"
+// +kubebuilder:validation:XValidation:rule="!has(self.arn) || self.arn.contains(':role/') || ((!has(self.username) || !self.username.contains('{{EC2PrivateDNSName}}')) && (!has(self.groups) || self.groups.all(g, !g.contains('{{EC2PrivateDNSName}}'))))",message="{{EC2PrivateDNSName}} is expanded only for roles; a user mapping cannot use it"
+type IAMIdentityMappingSpec struct {
+	// arn is the IAM role or user to map, as
+	// arn:<partition>:iam::<12-digit account>:role/<name> or
+	// arn:<partition>:iam::<12-digit account>:user/<name>. A role becomes a
+	// mapRoles entry and a user a mapUsers entry. A role path
+	// (role/<path>/<name>) is accepted and stripped, because the
+	// authenticator only matches role/<name>; status.canonicalARN shows the
+	// result. An STS assumed-role ARN is refused: map its role instead.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^arn:[^:]*:sts::')",message="an STS assumed-role ARN identifies one session and never matches: map the role ARN (arn:<partition>:iam::<account>:role/<name>) instead",messageExpression="self.matches('^arn:[^:]*:sts::[0-9]{12}:assumed-role/[^/]+/') ? 'an STS assumed-role ARN identifies one session and never matches: map the role instead: arn:' + self.split(':')[1] + ':iam::' + self.split(':')[4] + ':role/' + self.split('/')[1] : 'an STS assumed-role ARN identifies one session and never matches: map the role ARN (arn:<partition>:iam::<account>:role/<name>) instead'"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^arn:[^:]*:sts::') || self.matches('^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):iam::[0-9]{12}:(role|user)/([a-zA-Z0-9_+=,.@-]+/)*[a-zA-Z0-9_+=,.@-]{1,64}$')",message="arn must be arn:<partition>:iam::<12-digit account>:role/<name> or ...:user/<name>",messageExpression="!self.startsWith('arn:') ? 'arn must start with arn: (expected arn:<partition>:iam::<12-digit account>:role/<name> or ...:user/<name>)' : !self.matches('^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):') ? 'arn has an unknown partition: it must be one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc' : !self.matches('^arn:[^:]*:iam::') ? 'arn must be an IAM ARN (arn:<partition>:iam::<account>:...)' : !self.matches('^arn:[^:]*:iam::[0-9]{12}:') ? 'arn must carry a 12-digit account ID' : !self.matches('^arn:[^:]*:iam::[0-9]{12}:(role|user)/') ? 'arn must name an IAM role (role/<name>) or user (user/<name>)' : 'arn has an invalid name or path: names are 1-64 characters of letters, digits and +=,.@_-'"
+	ARN string `json:"arn,omitempty"`
+
+	// username is the Kubernetes username the identity gets, for example
+	// admin:{{SessionName}} or system:node:{{EC2PrivateDNSName}}. Required
+	// with arn, forbidden with accountID.
+	// +optional
+	Username IdentityName `json:"username,omitempty"`
+
+	// groups are the Kubernetes groups the identity gets, for example
+	// system:bootstrappers and system:nodes for a node role. Only with arn.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Groups []IdentityName `json:"groups,omitempty"`
+
+	// accountID maps every IAM identity of this 12-digit AWS account, each
+	// under its default username (its ARN). Becomes a mapAccounts entry.
+	// +optional
+	// +kubebuilder:validation:MaxLength=12
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{12}$')",message="accountID must be exactly 12 digits"
+	AccountID string `json:"accountID,omitempty"`
+}
+
+// Section is the key of aws-auth an entry is rendered into.
+// +kubebuilder:validation:Enum=mapRoles;mapUsers;mapAccounts
+type Section string
+
+// IAMIdentityMappingStatus reports whether the mapping is live in aws-auth.
+type IAMIdentityMappingStatus struct {
+	// observedGeneration is the generation of the spec this status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// canonicalARN is the ARN as rendered into aws-auth (a role's path
+	// stripped).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	CanonicalARN string `json:"canonicalARN,omitempty"`
+
+	// section is the key of aws-auth the entry is rendered into.
+	// +optional
+	Section Section `json:"section,omitempty"`
+
+	// conditions: Ready is True only while the entry is in the live
+	// aws-auth; Stalled is True when the spec cannot succeed until it (or a
+	// conflicting mapping) changes.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Condition types, following the kstatus conventions that kubectl wait,
+// Argo CD and Flux read.
+const (
+	ConditionReady       = "Ready"
+	ConditionStalled     = "Stalled"
+	ConditionReconciling = "Reconciling"
+)
+
+// Condition reasons.
+const (
+	// ReasonApplied: the entry is in the live aws-auth.
+	ReasonApplied = "Applied"
+	// ReasonInvalid: the spec is refused; the message says why.
+	ReasonInvalid = "Invalid"
+	// ReasonConflict: an older mapping claims the same identity.
+	ReasonConflict = "Conflict"
+	// ReasonRenderFailed: the mappings together cannot be rendered (too
+	// large, or the authenticator would not read the render back); the live
+	// aws-auth is kept.
+	ReasonRenderFailed = "RenderFailed"
+	// ReasonProgressing: the entry is about to be written.
+	ReasonProgressing = "Progressing"
+)
+
+// IAMIdentityMapping maps one IAM role, IAM user or AWS account to
+// Kubernetes identities through the ConfigMap kube-system/aws-auth, which
+// aws-auth-guardian renders from all IAMIdentityMappings.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=iim,categories=aws-auth
+// +kubebuilder:printcolumn:name="ARN",type=string,JSONPath=`.spec.arn`
+// +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.spec.accountID`
+// +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
+// +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type IAMIdentityMapping struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec IAMIdentityMappingSpec `json:"spec"`
+	// +optional
+	Status IAMIdentityMappingStatus `json:"status,omitempty"`
+}
+
+// IAMIdentityMappingList is a list of IAMIdentityMappings.
+// +kubebuilder:object:root=true
+type IAMIdentityMappingList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []IAMIdentityMapping `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&IAMIdentityMapping{}, &IAMIdentityMappingList{})
+}
+
+// Names other tools rely on to recognise what aws-auth-guardian manages.
+const (
+	// ProtectionFinalizer holds aws-auth (and, later, mappings) while they
+	// are deleted, so a deleted aws-auth keeps serving until it is replaced.
+	ProtectionFinalizer = "iam.aws-auth-guardian.dev/protection"
+	// ManagedByLabel and ManagedByValue mark the aws-auth this operator owns.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "aws-auth-guardian"
+	// DataHashAnnotation records the sha256 of the data on aws-auth.
+	DataHashAnnotation = "iam.aws-auth-guardian.dev/data-sha256"
+)

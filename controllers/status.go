@@ -1,0 +1,83 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+)
+
+// reportStatus writes each mapping's status, only where it changed. It is
+// called after aws-auth holds the render (or the render was refused), so
+// Ready=True always means "in the live aws-auth".
+func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []*iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, renderErr error) error {
+	var errs []error
+	for _, m := range mappings {
+		status := desiredStatus(m, resolution.Outcomes[m.Name], renderErr)
+		if equality.Semantic.DeepEqual(m.Status, status) {
+			continue
+		}
+		before := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
+		patchBase := client.MergeFrom(m.DeepCopy())
+		m.Status = status
+		if err := r.Client.Status().Patch(ctx, m, patchBase); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("updating status of IAMIdentityMapping %s: %w", m.Name, err))
+			continue
+		}
+		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
+		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", ready.Message)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// desiredStatus is the status a mapping should show, given what became of
+// it. It starts from the current conditions so that lastTransitionTime
+// only moves when a condition really changes.
+func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, renderErr error) iamv1alpha1.IAMIdentityMappingStatus {
+	status := iamv1alpha1.IAMIdentityMappingStatus{
+		ObservedGeneration: m.Generation,
+		Conditions:         append([]metav1.Condition(nil), m.Status.Conditions...),
+	}
+	if outcome.Err == nil {
+		status.Section = iamv1alpha1.Section(outcome.Entry.Section)
+		if outcome.Entry.Section != awsauth.MapAccounts {
+			status.CanonicalARN = outcome.Entry.Identity
+		}
+	}
+
+	reason, message := iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", AWSAuthKey, status.Section)
+	switch {
+	case outcome.Err != nil:
+		reason, message = iamv1alpha1.ReasonInvalid, outcome.Err.Error()
+	case outcome.ShadowedBy != "":
+		reason, message = iamv1alpha1.ReasonConflict, fmt.Sprintf("IAMIdentityMapping %s is older and maps the same identity (%s); this mapping is not rendered until that one is deleted or changed", outcome.ShadowedBy, outcome.Entry.Identity)
+	case renderErr != nil:
+		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", renderErr)
+	}
+
+	set := func(conditionType string, s metav1.ConditionStatus) {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: conditionType, Status: s, Reason: reason, Message: message, ObservedGeneration: m.Generation,
+		})
+	}
+	meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionReconciling)
+	if reason == iamv1alpha1.ReasonApplied {
+		set(iamv1alpha1.ConditionReady, metav1.ConditionTrue)
+		meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionStalled)
+	} else {
+		// None of these can succeed until a spec changes: stalled, not retried.
+		set(iamv1alpha1.ConditionReady, metav1.ConditionFalse)
+		set(iamv1alpha1.ConditionStalled, metav1.ConditionTrue)
+	}
+	return status
+}

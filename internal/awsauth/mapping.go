@@ -1,0 +1,185 @@
+package awsauth
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on what a mapping may carry. They keep entries readable and let
+// the API server's CEL cost estimator accept the CRD's rules; the CRD
+// schema repeats them.
+const (
+	MaxUsernameLength = 256
+	MaxGroupLength    = 256
+	MaxGroups         = 32
+)
+
+// Mapping is one IAMIdentityMapping as the render sees it.
+type Mapping struct {
+	Name    string
+	Created time.Time
+	// Exactly one of ARN and AccountID is set.
+	ARN       string
+	Username  string
+	Groups    []string
+	AccountID string
+}
+
+// Entry is one entry of aws-auth, in the form the authenticator reads it.
+type Entry struct {
+	Section Section
+	// Identity is the canonical role or user ARN, or the account ID in
+	// mapAccounts.
+	Identity string
+	Username string
+	Groups   []string
+}
+
+// key is how the authenticator tells entries apart: ARNs compare without
+// case, and a later duplicate silently wins, which is why Resolve makes
+// every key unique.
+func (e Entry) key() string {
+	return string(e.Section) + "\x00" + strings.ToLower(e.Identity)
+}
+
+// compareEntries is the render order: section, then identity without case.
+func compareEntries(a, b Entry) int {
+	return cmp.Or(
+		cmp.Compare(sectionOrder(a.Section), sectionOrder(b.Section)),
+		strings.Compare(strings.ToLower(a.Identity), strings.ToLower(b.Identity)),
+	)
+}
+
+func sectionOrder(s Section) int {
+	return slices.Index([]Section{MapRoles, MapUsers, MapAccounts}, s)
+}
+
+// Entry validates the mapping and returns the aws-auth entry it asks for.
+// The errors are written for the person who wrote the spec.
+func (m Mapping) Entry() (Entry, error) {
+	switch {
+	case m.ARN != "" && m.AccountID != "":
+		return Entry{}, fmt.Errorf("set either arn or accountID, not both")
+	case m.AccountID != "":
+		if m.Username != "" || len(m.Groups) > 0 {
+			return Entry{}, fmt.Errorf("username and groups cannot be set with accountID: an account entry maps every identity of the account under its default username")
+		}
+		if err := ValidAccountID(m.AccountID); err != nil {
+			return Entry{}, err
+		}
+		return Entry{Section: MapAccounts, Identity: m.AccountID}, nil
+	case m.ARN == "":
+		return Entry{}, fmt.Errorf("set either arn or accountID")
+	}
+	arn, section, err := CanonicalARN(m.ARN)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := validName("username", m.Username, MaxUsernameLength, section); err != nil {
+		return Entry{}, err
+	}
+	if len(m.Groups) > MaxGroups {
+		return Entry{}, fmt.Errorf("groups has %d items; at most %d are allowed", len(m.Groups), MaxGroups)
+	}
+	for i, g := range m.Groups {
+		if err := validName(fmt.Sprintf("groups[%d]", i), g, MaxGroupLength, section); err != nil {
+			return Entry{}, err
+		}
+	}
+	return Entry{Section: section, Identity: arn, Username: m.Username, Groups: slices.Clip(nilIfEmpty(m.Groups))}, nil
+}
+
+// Templates the authenticator expands in usernames and groups. It leaves
+// anything else between braces as it is, which yields a name nobody meant,
+// so any other use of double braces is refused. The CRD schema runs the same
+// check (strip the known templates in this order, then look for braces).
+var (
+	Templates     = []string{"{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{AccessKeyID}}"}
+	RoleTemplates = []string{"{{EC2PrivateDNSName}}"}
+	unknownBraces = regexp.MustCompile(`\{\{[^{}]*\}\}|\{\{|\}\}`)
+)
+
+func validName(field, value string, maxLength int, section Section) error {
+	switch {
+	case value == "":
+		return fmt.Errorf("%s must not be empty", field)
+	case len(value) > maxLength:
+		return fmt.Errorf("%s is %d characters long; at most %d are allowed", field, len(value), maxLength)
+	case !utf8.ValidString(value):
+		// JSON, and so the render, would turn the invalid bytes into U+FFFD.
+		return fmt.Errorf("%s %q is not valid UTF-8", field, value)
+	// C1 controls count too: the YAML encoder folds U+0085 (NEL) into a
+	// space, so such a value would not survive the render.
+	case strings.ContainsFunc(value, unicode.IsControl):
+		return fmt.Errorf("%s %q contains a control character", field, value)
+	}
+	rest := value
+	for _, t := range slices.Concat(Templates, RoleTemplates) {
+		rest = strings.ReplaceAll(rest, t, "")
+	}
+	if bad := unknownBraces.FindString(rest); bad != "" {
+		return fmt.Errorf("%s uses %q; the only templates are %s, and %s for roles", field, bad, strings.Join(Templates, ", "), strings.Join(RoleTemplates, ", "))
+	}
+	if section != MapRoles && slices.ContainsFunc(RoleTemplates, func(t string) bool { return strings.Contains(value, t) }) {
+		return fmt.Errorf("%s uses %s, which the authenticator expands only for roles", field, strings.Join(RoleTemplates, ""))
+	}
+	return nil
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// Outcome is what became of one mapping.
+type Outcome struct {
+	// Entry is the mapping's aws-auth entry; zero when Err is set.
+	Entry Entry
+	// Err says why the spec is invalid.
+	Err error
+	// ShadowedBy names the older mapping that claims the same identity; this
+	// mapping's entry is not rendered.
+	ShadowedBy string
+}
+
+// Resolution is the set of entries to render and the outcome per mapping.
+type Resolution struct {
+	Entries  []Entry
+	Outcomes map[string]Outcome
+}
+
+// Resolve validates every mapping and settles conflicts: of the mappings
+// that ask for the same identity the oldest (then the first by name) wins
+// and the others are told which one did, so nothing is shadowed silently.
+// The entries come out in render order.
+func Resolve(mappings []Mapping) Resolution {
+	ordered := slices.SortedFunc(slices.Values(mappings), func(a, b Mapping) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
+	})
+	res := Resolution{Outcomes: make(map[string]Outcome, len(mappings))}
+	winners := make(map[string]string, len(mappings))
+	for _, m := range ordered {
+		entry, err := m.Entry()
+		if err != nil {
+			res.Outcomes[m.Name] = Outcome{Err: err}
+			continue
+		}
+		if winner, taken := winners[entry.key()]; taken {
+			res.Outcomes[m.Name] = Outcome{Entry: entry, ShadowedBy: winner}
+			continue
+		}
+		winners[entry.key()] = m.Name
+		res.Outcomes[m.Name] = Outcome{Entry: entry}
+		res.Entries = append(res.Entries, entry)
+	}
+	slices.SortFunc(res.Entries, compareEntries)
+	return res
+}

@@ -1,0 +1,228 @@
+package awsauth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxDataBytes is the API server's limit on a ConfigMap's data: the sum of
+// the lengths of its keys and values.
+const MaxDataBytes = 1 << 20
+
+// The field names the authenticator reads; it ignores any other spelling.
+type roleYAML struct {
+	RoleARN  string   `json:"rolearn"`
+	Username string   `json:"username"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+type userYAML struct {
+	UserARN  string   `json:"userarn"`
+	Username string   `json:"username"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+// Render turns entries into aws-auth data. It is deterministic: the same
+// entries in any order give byte-identical data. It refuses duplicate
+// identities (the authenticator would let the last one win), data over the
+// ConfigMap limit, and any render that does not parse back to exactly the
+// entries it was given, so what it returns is what the authenticator sees.
+func Render(entries []Entry) (map[string]string, error) {
+	sorted := slices.SortedStableFunc(slices.Values(entries), compareEntries)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].key() == sorted[i-1].key() {
+			return nil, fmt.Errorf("%s lists %s twice; the authenticator would silently keep only the last", sorted[i].Section, sorted[i].Identity)
+		}
+	}
+
+	var roles []roleYAML
+	var users []userYAML
+	var accounts []string
+	for _, e := range sorted {
+		switch e.Section {
+		case MapRoles:
+			roles = append(roles, roleYAML{RoleARN: e.Identity, Username: e.Username, Groups: e.Groups})
+		case MapUsers:
+			users = append(users, userYAML{UserARN: e.Identity, Username: e.Username, Groups: e.Groups})
+		case MapAccounts:
+			accounts = append(accounts, e.Identity)
+		default:
+			return nil, fmt.Errorf("entry %s has unknown section %q", e.Identity, e.Section)
+		}
+	}
+	data := map[string]string{}
+	if err := errors.Join(
+		putSection(data, MapRoles, roles),
+		putSection(data, MapUsers, users),
+		putSection(data, MapAccounts, accounts),
+	); err != nil {
+		return nil, err
+	}
+
+	if size := DataSize(data); size > MaxDataBytes {
+		return nil, fmt.Errorf("the render is %d bytes, over the ConfigMap limit of %d bytes (%d entries)", size, MaxDataBytes, len(sorted))
+	}
+	parsed, errs := Parse(data)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("the render does not parse back: %w", err)
+	}
+	if !slices.EqualFunc(parsed, sorted, equalEntries) {
+		return nil, fmt.Errorf("the render does not parse back to the same %d entries", len(sorted))
+	}
+	return data, nil
+}
+
+// putSection leaves an empty section out: EKS itself writes only the
+// sections it uses.
+func putSection[T any](data map[string]string, section Section, list []T) error {
+	if len(list) == 0 {
+		return nil
+	}
+	out, err := yaml.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", section, err)
+	}
+	data[string(section)] = string(out)
+	return nil
+}
+
+func equalEntries(a, b Entry) bool {
+	return a.Section == b.Section && a.Identity == b.Identity && a.Username == b.Username && slices.Equal(a.Groups, b.Groups)
+}
+
+// DataSize is what the API server counts against MaxDataBytes.
+func DataSize(data map[string]string) int {
+	size := 0
+	for k, v := range data {
+		size += len(k) + len(v)
+	}
+	return size
+}
+
+// Hash is a stable digest of ConfigMap data, recorded on aws-auth so that a
+// person or a tool can tell which render is live.
+func Hash(data map[string]string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(data[k]), data[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// parsedRole holds every field the authenticator knows of, so that an entry
+// this project cannot represent (an SSO matcher, a user ID) is reported
+// rather than read as something else.
+type parsedRole struct {
+	RoleARN  string          `json:"rolearn"`
+	SSO      json.RawMessage `json:"sso"`
+	UserID   string          `json:"userid"`
+	Username string          `json:"username"`
+	Groups   []string        `json:"groups"`
+}
+
+type parsedUser struct {
+	UserARN  string   `json:"userarn"`
+	UserID   string   `json:"userid"`
+	Username string   `json:"username"`
+	Groups   []string `json:"groups"`
+}
+
+// Parse reads aws-auth data the way the authenticator does (YAML to JSON,
+// then the same field names; an empty or quoted-empty value is skipped) and
+// returns the entries in render order. Each entry it cannot read as a plain
+// mapping, and each section that does not parse at all, is an error; the
+// entries that can be read are still returned, as the authenticator still
+// serves them.
+func Parse(data map[string]string) ([]Entry, []error) {
+	var entries []Entry
+	var errs []error
+	var roles []parsedRole
+	if err := decodeSection(data, MapRoles, &roles); err != nil {
+		errs = append(errs, err)
+	}
+	for i, r := range roles {
+		switch {
+		// A null (or empty) sso is no matcher: the authenticator serves the
+		// rolearn next to it.
+		case r.SSO != nil && string(r.SSO) != "null":
+			errs = append(errs, fmt.Errorf("mapRoles[%d] uses an sso matcher, which IAMIdentityMapping does not represent", i))
+		case r.RoleARN == "":
+			errs = append(errs, fmt.Errorf("mapRoles[%d] has no rolearn", i))
+		case r.UserID != "":
+			errs = append(errs, fmt.Errorf("mapRoles[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, r.RoleARN))
+		default:
+			entries = append(entries, Entry{Section: MapRoles, Identity: r.RoleARN, Username: r.Username, Groups: nilIfEmpty(r.Groups)})
+		}
+	}
+	var users []parsedUser
+	if err := decodeSection(data, MapUsers, &users); err != nil {
+		errs = append(errs, err)
+	}
+	for i, u := range users {
+		switch {
+		case u.UserARN == "":
+			errs = append(errs, fmt.Errorf("mapUsers[%d] has no userarn", i))
+		case u.UserID != "":
+			errs = append(errs, fmt.Errorf("mapUsers[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, u.UserARN))
+		default:
+			entries = append(entries, Entry{Section: MapUsers, Identity: u.UserARN, Username: u.Username, Groups: nilIfEmpty(u.Groups)})
+		}
+	}
+	accounts, err := decodeAccounts(data)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, a := range accounts {
+		entries = append(entries, Entry{Section: MapAccounts, Identity: a})
+	}
+	slices.SortStableFunc(entries, compareEntries)
+	return entries, errs
+}
+
+func decodeSection(data map[string]string, section Section, into any) error {
+	raw, ok := data[string(section)]
+	if !ok || isSkippable(raw) {
+		return nil
+	}
+	asJSON, err := yaml.YAMLToJSON([]byte(raw))
+	if err != nil {
+		return fmt.Errorf("%s is not valid YAML, so the authenticator ignores all of it: %w", section, err)
+	}
+	if err := json.Unmarshal(asJSON, into); err != nil {
+		return fmt.Errorf("%s is not a list of entries, so the authenticator ignores all of it: %w", section, err)
+	}
+	return nil
+}
+
+// decodeAccounts reads mapAccounts as the authenticator does, straight from
+// YAML: an unquoted account ID is a number in JSON but a string here.
+func decodeAccounts(data map[string]string) ([]string, error) {
+	raw, ok := data[string(MapAccounts)]
+	if !ok || isSkippable(raw) {
+		return nil, nil
+	}
+	var accounts []string
+	if err := yamlv2.Unmarshal([]byte(raw), &accounts); err != nil {
+		return nil, fmt.Errorf("mapAccounts is not a list of account IDs, so the authenticator ignores all of it: %w", err)
+	}
+	return accounts, nil
+}
+
+// isSkippable mirrors the authenticator, which treats these values as an
+// empty section.
+func isSkippable(value string) bool {
+	switch strings.TrimSpace(value) {
+	case "", "``", `""`, "''":
+		return true
+	}
+	return false
+}
