@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+)
+
+type option func(*iamv1alpha1.IAMIdentityMapping)
+
+func mapping(name string, opts ...option) *iamv1alpha1.IAMIdentityMapping {
+	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+func withARN(arn string) option {
+	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.ARN = arn }
+}
+
+func withUsername(u string) option {
+	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.Username = iamv1alpha1.IdentityName(u) }
+}
+
+func withGroups(groups ...string) option {
+	return func(m *iamv1alpha1.IAMIdentityMapping) {
+		m.Spec.Groups = nil
+		for _, g := range groups {
+			m.Spec.Groups = append(m.Spec.Groups, iamv1alpha1.IdentityName(g))
+		}
+	}
+}
+
+func withAccount(id string) option {
+	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.AccountID = id }
+}
+
+// role is an ordinary role mapping.
+func role(name, arn string, groups ...string) *iamv1alpha1.IAMIdentityMapping {
+	return mapping(name, withARN(arn), withUsername(name+":{{SessionName}}"), withGroups(groups...))
+}
+
+func create(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := k.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
+}
+
+func getAWSAuth(g Gomega) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{}
+	g.Expect(k.Get(context.Background(), controllers.AWSAuthKey, cm)).To(Succeed())
+	return cm
+}
+
+// liveEntries reads the entries of the live aws-auth, failing on anything
+// the authenticator could not read.
+func liveEntries(g Gomega) []awsauth.Entry {
+	entries, errs := awsauth.Parse(getAWSAuth(g).Data)
+	g.Expect(errs).To(BeEmpty())
+	return entries
+}
+
+// entry is an expected aws-auth entry, written out by hand in each test.
+func entry(section awsauth.Section, identity, username string, groups ...string) awsauth.Entry {
+	if len(groups) == 0 {
+		groups = nil
+	}
+	return awsauth.Entry{Section: section, Identity: identity, Username: username, Groups: groups}
+}
+
+func readyCondition(g Gomega, name string) *metav1.Condition {
+	m := &iamv1alpha1.IAMIdentityMapping{}
+	g.Expect(k.Get(context.Background(), client.ObjectKey{Name: name}, m)).To(Succeed())
+	g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation), "status of %s is not about its current spec", name)
+	c := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
+	g.Expect(c).NotTo(BeNil(), "%s has no Ready condition", name)
+	return c
+}
+
+func expectReady(g Gomega, names ...string) {
+	for _, name := range names {
+		c := readyCondition(g, name)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", name, c.Message)
+		g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonApplied))
+	}
+}
+
+func runtimeFromUnstructured(u *unstructured.Unstructured, into any) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into)
+}

@@ -1,0 +1,144 @@
+// Package integration runs the operator against a real kube-apiserver and
+// etcd (envtest): immutability, validation, preconditions, finalizers and
+// field-selected caches are the API server's to decide, not a fake's.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+)
+
+var (
+	cfg    *rest.Config
+	scheme = k8sruntime.NewScheme()
+	// k is an admin client straight to the API server (no cache).
+	k client.Client
+)
+
+// Bounds for Eventually and Consistently: generous, because CI machines are
+// shared; nothing here measures speed.
+const (
+	timeout  = 20 * time.Second
+	interval = 25 * time.Millisecond
+)
+
+func TestMain(m *testing.M) {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(iamv1alpha1.AddToScheme(scheme))
+	// Quiet unless TEST_VERBOSE is set: failures speak through assertions.
+	level := zapcore.ErrorLevel
+	if os.Getenv("TEST_VERBOSE") != "" {
+		level = zapcore.DebugLevel
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(level)))
+
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		env.BinaryAssetsDirectory = filepath.Join(root, "bin", "controlplane")
+	}
+	var err error
+	if cfg, err = env.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "starting the control plane (run `make controlplane` first): %v\n", err)
+		os.Exit(1)
+	}
+	if k, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// operator is one running manager with the reconciler, as main.go wires it.
+type operator struct {
+	mgr ctrl.Manager
+}
+
+// startOperator runs the operator until the test ends. Tests that start it
+// must not run in parallel: they share the one aws-auth.
+func startOperator(t *testing.T, mode controllers.ConfigMapMode) *operator {
+	t.Helper()
+	resetCluster(t)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Each test starts its own manager in this one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&controllers.AWSAuthReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("aws-auth-guardian"),
+		Mode:       mode,
+		BatchDelay: 50 * time.Millisecond,
+	}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return &operator{mgr: mgr}
+}
+
+// resetCluster removes every mapping and aws-auth, finalizers included, so
+// each test starts from an empty cluster.
+func resetCluster(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	g := NewWithT(t)
+	g.Expect(k.DeleteAllOf(ctx, &iamv1alpha1.IAMIdentityMapping{})).To(Succeed())
+	cm := &corev1.ConfigMap{}
+	if err := k.Get(ctx, controllers.AWSAuthKey, cm); err == nil {
+		cm.Finalizers = nil
+		g.Expect(client.IgnoreNotFound(k.Update(ctx, cm))).To(Succeed())
+		g.Expect(client.IgnoreNotFound(k.Delete(ctx, cm))).To(Succeed())
+	}
+	g.Eventually(func() bool {
+		var list iamv1alpha1.IAMIdentityMappingList
+		g.Expect(k.List(ctx, &list)).To(Succeed())
+		err := k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
+		return len(list.Items) == 0 && apierrors.IsNotFound(err)
+	}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+}
