@@ -8,7 +8,7 @@ kubeconfig=bin/local/kubeconfig
 kubectl=bin/controlplane/kubectl
 rm -f "$kubeconfig"
 
-go run ./hack/localcluster --kubeconfig "$kubeconfig" --assets bin/controlplane &
+go run ./hack/localcluster --write-kubeconfig "$kubeconfig" --assets bin/controlplane &
 cluster=$!
 trap 'kill $cluster 2>/dev/null; wait $cluster 2>/dev/null' EXIT
 

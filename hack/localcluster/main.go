@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "bin/local/kubeconfig", "Where to write the admin kubeconfig.")
+	kubeconfig := flag.String("write-kubeconfig", "bin/local/kubeconfig", "Where to write the admin kubeconfig.")
 	assets := flag.String("assets", "bin/controlplane", "The directory holding kube-apiserver and etcd.")
 	flag.Parse()
 	if err := run(*kubeconfig, *assets); err != nil {

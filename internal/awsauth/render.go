@@ -19,16 +19,17 @@ import (
 const MaxDataBytes = 1 << 20
 
 // The field names the authenticator reads; it ignores any other spelling.
+// They are written in this order, the order EKS and its documentation use.
 type roleYAML struct {
-	RoleARN  string   `json:"rolearn"`
-	Username string   `json:"username"`
-	Groups   []string `json:"groups,omitempty"`
+	RoleARN  string   `yaml:"rolearn"`
+	Username string   `yaml:"username"`
+	Groups   []string `yaml:"groups,omitempty"`
 }
 
 type userYAML struct {
-	UserARN  string   `json:"userarn"`
-	Username string   `json:"username"`
-	Groups   []string `json:"groups,omitempty"`
+	UserARN  string   `yaml:"userarn"`
+	Username string   `yaml:"username"`
+	Groups   []string `yaml:"groups,omitempty"`
 }
 
 // Render turns entries into aws-auth data. It is deterministic: the same
@@ -87,7 +88,8 @@ func putSection[T any](data map[string]string, section Section, list []T) error 
 	if len(list) == 0 {
 		return nil
 	}
-	out, err := yaml.Marshal(list)
+	// yaml.v2, as the authenticator's own encoder: it keeps the field order.
+	out, err := yamlv2.Marshal(list)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", section, err)
 	}
