@@ -23,8 +23,8 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, leaderElectionNamespace, mode string
-		leaderElect                                         bool
-		batchDelay                                          time.Duration
+		leaderElect                                           bool
+		batchDelay                                            time.Duration
 	)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")

@@ -8,8 +8,8 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -40,6 +40,13 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, data map[string]string, e
 		return r.create(ctx, data, entries, actionCreated)
 	case err != nil:
 		return fmt.Errorf("reading aws-auth: %w", err)
+	case len(data) == 0 && hasEntries(live):
+		// The first refuse-to-wipe rule of DESIGN.md: an empty render never
+		// replaces a live aws-auth that maps someone, deleted or not.
+		ctrl.LoggerFrom(ctx).Info("Kept aws-auth: the render has no entries", "live", AWSAuthKey)
+		r.Recorder.Eventf(live, nil, corev1.EventTypeWarning, "Blocked", "Apply",
+			"Kept aws-auth as it is: no IAMIdentityMapping asks for an entry, and an empty aws-auth would lock everyone out")
+		return nil
 	case !live.DeletionTimestamp.IsZero():
 		// Someone deleted it, or a replace of ours stopped halfway: the
 		// finalizer still holds the old data in place; finish the job.
@@ -64,6 +71,11 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, data map[string]string, e
 		return fmt.Errorf("deleting aws-auth to replace its immutable data: %w", err)
 	}
 	return r.finishReplace(ctx, live, data, entries, actionReplaced)
+}
+
+func hasEntries(cm *corev1.ConfigMap) bool {
+	entries, errs := awsauth.Parse(cm.Data)
+	return len(entries) > 0 || len(errs) > 0
 }
 
 // finishReplace lets a deleted aws-auth go and creates the new one at

@@ -10,8 +10,8 @@ import (
 // literally in the name.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=256
-// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
-// +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '').replace('{{SessionName}}', '').replace('{{SessionNameRaw}}', '').replace('{{AccessKeyID}}', '').replace('{{EC2PrivateDNSName}}', '').matches('[{][{]|[}][}]')",message="the only templates are {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, and {{EC2PrivateDNSName}} for roles"
+// +kubebuilder:validation:XValidation:rule="!self.matches(r'\\p{Cc}')",message="must not contain control characters"
+// +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '_').replace('{{SessionName}}', '_').replace('{{SessionNameRaw}}', '_').replace('{{AccessKeyID}}', '_').replace('{{EC2PrivateDNSName}}', '_').matches('[{][{]|[}][}]')",message="the only templates are {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, and {{EC2PrivateDNSName}} for roles"
 type IdentityName string
 
 // IAMIdentityMappingSpec is one entry of aws-auth: an IAM role or user

@@ -98,7 +98,8 @@ func (m Mapping) Entry() (Entry, error) {
 // Templates the authenticator expands in usernames and groups. It leaves
 // anything else between braces as it is, which yields a name nobody meant,
 // so any other use of double braces is refused. The CRD schema runs the same
-// check (strip the known templates in this order, then look for braces).
+// check (replace the known templates, in this order, by a character that is not
+// a brace, then look for braces).
 var (
 	Templates     = []string{"{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{AccessKeyID}}"}
 	RoleTemplates = []string{"{{EC2PrivateDNSName}}"}
@@ -121,7 +122,7 @@ func validName(field, value string, maxLength int, section Section) error {
 	}
 	rest := value
 	for _, t := range slices.Concat(Templates, RoleTemplates) {
-		rest = strings.ReplaceAll(rest, t, "")
+		rest = strings.ReplaceAll(rest, t, "_")
 	}
 	if bad := unknownBraces.FindString(rest); bad != "" {
 		return fmt.Errorf("%s uses %q; the only templates are %s, and %s for roles", field, bad, strings.Join(Templates, ", "), strings.Join(RoleTemplates, ", "))

@@ -208,7 +208,7 @@ func TestOldestMappingWinsAConflict(t *testing.T) {
 	g.Eventually(func(g Gomega) { expectReady(g, "zeta") }).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	// creationTimestamp has one-second resolution: let a second boundary
 	// pass so that age, not the name, decides.
-	g.Eventually(func() int64 { return time.Now().Unix() }).WithTimeout(3*time.Second).WithPolling(interval).
+	g.Eventually(func() int64 { return time.Now().Unix() }).WithTimeout(3 * time.Second).WithPolling(interval).
 		Should(BeNumerically(">", older.CreationTimestamp.Unix()))
 
 	// Same role: different case, and reached through a path.
@@ -293,4 +293,53 @@ func TestCachesNoOtherConfigMap(t *testing.T) {
 	var cached corev1.ConfigMapList
 	g.Expect(op.mgr.GetCache().List(ctx, &cached, client.InNamespace("kube-system"))).To(Succeed())
 	g.Expect(cached.Items).To(HaveLen(1))
+}
+
+func TestNeverWritesAnEmptyRenderOverEntries(t *testing.T) {
+	began := time.Now().Truncate(time.Second)
+	g := NewWithT(t)
+	ctx := context.Background()
+	// An aws-auth made by EKS, before any IAMIdentityMapping exists.
+	eksMade := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"},
+		Data:       map[string]string{"mapRoles": "- rolearn: " + nodeRoleARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n  - system:bootstrappers\n  - system:nodes\n"},
+	}
+	startOperator(t, controllers.Immutable, eksMade)
+
+	g.Eventually(func(g Gomega) {
+		g.Expect(warningEvents(g, "Blocked", began)).NotTo(BeEmpty())
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(getAWSAuth(g).ResourceVersion).To(Equal(eksMade.ResourceVersion))
+	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	// Once a mapping exists the operator takes over; deleting the last
+	// mapping again leaves the entry in place.
+	create(t, mapping("nodes", withARN(nodeRoleARN), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getAWSAuth(g).Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))
+		expectReady(g, "nodes")
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	managed := getAWSAuth(g)
+	g.Expect(k.Delete(ctx, mapping("nodes"))).To(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(getAWSAuth(g).ResourceVersion).To(Equal(managed.ResourceVersion))
+	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
+
+func TestEventsSayWhatHappened(t *testing.T) {
+	startWithMappings(t, controllers.Immutable)
+	began := time.Now().Truncate(time.Second)
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(k.Delete(ctx, getAWSAuth(g))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(normalEvents(g, "Recreated", began)).NotTo(BeEmpty())
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	create(t, role("copy-of-admins", adminARN, "other"))
+	g.Eventually(func(g Gomega) {
+		events := warningEvents(g, iamv1alpha1.ReasonConflict, began)
+		g.Expect(events).To(ContainElement(HaveField("Regarding.Name", "copy-of-admins")))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }

@@ -3,13 +3,15 @@ package integration
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
@@ -103,4 +105,26 @@ func expectReady(g Gomega, names ...string) {
 
 func runtimeFromUnstructured(u *unstructured.Unstructured, into any) error {
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into)
+}
+
+func normalEvents(g Gomega, reason string, since time.Time) []eventsv1.Event {
+	return eventsOf(g, corev1.EventTypeNormal, reason, since)
+}
+
+func warningEvents(g Gomega, reason string, since time.Time) []eventsv1.Event {
+	return eventsOf(g, corev1.EventTypeWarning, reason, since)
+}
+
+// eventsOf lists the operator's events of one type and reason emitted since
+// a test began: the control plane, and its events, outlive each test.
+func eventsOf(g Gomega, eventType, reason string, since time.Time) []eventsv1.Event {
+	var list eventsv1.EventList
+	g.Expect(k.List(context.Background(), &list)).To(Succeed())
+	var matching []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Type == eventType && e.Reason == reason && e.ReportingController == "aws-auth-guardian" && !e.EventTime.Time.Before(since) {
+			matching = append(matching, e)
+		}
+	}
+	return matching
 }

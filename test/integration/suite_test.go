@@ -13,6 +13,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -21,7 +22,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -85,11 +85,13 @@ type operator struct {
 	mgr ctrl.Manager
 }
 
-// startOperator runs the operator until the test ends. Tests that start it
-// must not run in parallel: they share the one aws-auth.
-func startOperator(t *testing.T, mode controllers.ConfigMapMode) *operator {
+// startOperator empties the cluster, creates the objects that exist before
+// the operator, and runs the operator until the test ends. Tests that start
+// it must not run in parallel: they share the one aws-auth.
+func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...client.Object) *operator {
 	t.Helper()
 	resetCluster(t)
+	create(t, before...)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),

@@ -44,6 +44,7 @@ func TestAPIServerRefusesInvalidSpecs(t *testing.T) {
 		{"unknown template", spec{"arn": role, "username": "admin:{{SessionID}}"}, []string{"spec.username", "the only templates are {{AccountID}}"}},
 		{"unbalanced braces in a group", spec{"arn": role, "username": "a", "groups": []any{"team:{{AccountID"}}, []string{"spec.groups[0]", "the only templates are"}},
 		{"control character", spec{"arn": role, "username": "a\nb"}, []string{"spec.username", "control characters"}},
+		{"C1 control character", spec{"arn": role, "username": "a\u0085b"}, []string{"spec.username", "control characters"}},
 		{"node template on a user", spec{"arn": "arn:aws:iam::111122223333:user/jane", "username": "{{EC2PrivateDNSName}}"}, []string{"expanded only for roles"}},
 		{"both arn and accountID", spec{"arn": role, "username": "a", "accountID": "111122223333"}, []string{"set exactly one of arn", "accountID"}},
 		{"neither arn nor accountID", spec{"username": "a"}, []string{"set exactly one of arn"}},
