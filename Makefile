@@ -9,7 +9,7 @@ IMG                      ?= aws-auth-guardian:dev
 BIN            := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-KUBECTL        := $(BIN)/controlplane/kubectl
+KUBECTL        := $(BIN)/kubectl
 export KUBEBUILDER_ASSETS := $(BIN)/controlplane
 
 .PHONY: all

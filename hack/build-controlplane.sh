@@ -11,7 +11,7 @@ out="$root/bin/controlplane"
 k8s_version=v1.37.2
 
 stamp=$(cat "$src/go.mod" "$src/go.sum" "$0" | sha256sum | cut -d' ' -f1)
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && "$(cat "$out/.stamp" 2>/dev/null)" == "$stamp" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -x "$root/bin/kubectl" && "$(cat "$out/.stamp" 2>/dev/null)" == "$stamp" ]]; then
 	exit 0
 fi
 
@@ -26,3 +26,5 @@ for cmd in etcd kube-apiserver kubectl; do
 	echo ">> built bin/controlplane/$cmd in $((SECONDS - start))s" >&2
 done
 echo "$stamp" > "$out/.stamp"
+# bin/kubectl is the one people and the docs use.
+ln -sf controlplane/kubectl "$root/bin/kubectl"

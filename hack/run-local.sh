@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 kubeconfig=bin/local/kubeconfig
-kubectl=bin/controlplane/kubectl
+kubectl=bin/kubectl
 rm -f "$kubeconfig"
 
 go run ./hack/localcluster --write-kubeconfig "$kubeconfig" --assets bin/controlplane &
@@ -28,9 +28,9 @@ cat <<MSG
   Local control plane is up. In another shell:
 
     export KUBECONFIG=$PWD/$kubeconfig
-    bin/controlplane/kubectl get iim
-    bin/controlplane/kubectl get cm -n kube-system aws-auth -o yaml
-    bin/controlplane/kubectl delete cm -n kube-system aws-auth   # and watch it come back
+    bin/kubectl get iim
+    bin/kubectl get cm -n kube-system aws-auth -o yaml
+    bin/kubectl delete cm -n kube-system aws-auth   # and watch it come back
 
   Starting the operator (Ctrl-C stops it and the control plane).
 

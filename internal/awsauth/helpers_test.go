@@ -6,35 +6,24 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth/awsauthtest"
 )
 
-// epoch is the creation time of every mapping a test does not date itself.
-var epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-
-type option func(*awsauth.Mapping)
-
-// mapping builds a mapping the way a person would write the spec.
-func mapping(name string, opts ...option) awsauth.Mapping {
-	m := awsauth.Mapping{Name: name, Created: epoch}
-	for _, o := range opts {
-		o(&m)
-	}
-	return m
-}
-
-func withARN(arn string) option     { return func(m *awsauth.Mapping) { m.ARN = arn } }
-func withUsername(u string) option  { return func(m *awsauth.Mapping) { m.Username = u } }
-func withGroups(g ...string) option { return func(m *awsauth.Mapping) { m.Groups = g } }
-func withAccount(id string) option  { return func(m *awsauth.Mapping) { m.AccountID = id } }
-func createdAfter(d time.Duration) option {
-	return func(m *awsauth.Mapping) { m.Created = epoch.Add(d) }
-}
+// The builders are shared with the other test packages.
+var (
+	epoch        = awsauthtest.Epoch
+	mapping      = awsauthtest.Mapping
+	withARN      = awsauthtest.WithARN
+	withUsername = awsauthtest.WithUsername
+	withGroups   = awsauthtest.WithGroups
+	withAccount  = awsauthtest.WithAccount
+	createdAfter = awsauthtest.CreatedAfter
+)
 
 func roleARN(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
 func userARN(account, name string) string { return "arn:aws:iam::" + account + ":user/" + name }

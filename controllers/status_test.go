@@ -1,0 +1,95 @@
+package controllers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+)
+
+func TestDesiredStatus(t *testing.T) {
+	t.Parallel()
+	roleEntry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
+	accountEntry := awsauth.Entry{Section: awsauth.MapAccounts, Identity: "111122223333"}
+	tests := []struct {
+		name        string
+		outcome     awsauth.Outcome
+		renderErr   error
+		wantReady   metav1.ConditionStatus
+		wantReason  string
+		wantMessage string
+		wantStalled bool
+		wantARN     string
+		wantSection iamv1alpha1.Section
+	}{
+		{name: "applied role", outcome: awsauth.Outcome{Entry: roleEntry},
+			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapRoles",
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+		{name: "applied account has no ARN", outcome: awsauth.Outcome{Entry: accountEntry},
+			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapAccounts", wantSection: "mapAccounts"},
+		{name: "invalid", outcome: awsauth.Outcome{Err: errors.New("account ID \"1\" must be exactly 12 digits")},
+			wantReady: metav1.ConditionFalse, wantReason: "Invalid", wantMessage: "12 digits", wantStalled: true},
+		{name: "conflict names the winner", outcome: awsauth.Outcome{Entry: roleEntry, ShadowedBy: "older-admins"},
+			wantReady: metav1.ConditionFalse, wantReason: "Conflict", wantMessage: "older-admins", wantStalled: true,
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+		{name: "render refused", outcome: awsauth.Outcome{Entry: roleEntry}, renderErr: errors.New("the render is 2000000 bytes"),
+			wantReady: metav1.ConditionFalse, wantReason: "RenderFailed", wantMessage: "2000000 bytes", wantStalled: true,
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 3}}
+			status := desiredStatus(m, tc.outcome, tc.renderErr)
+
+			if status.ObservedGeneration != 3 {
+				t.Errorf("observedGeneration = %d, want 3", status.ObservedGeneration)
+			}
+			if status.CanonicalARN != tc.wantARN || status.Section != tc.wantSection {
+				t.Errorf("canonicalARN, section = %q, %q; want %q, %q", status.CanonicalARN, status.Section, tc.wantARN, tc.wantSection)
+			}
+			ready := meta.FindStatusCondition(status.Conditions, "Ready")
+			if ready == nil || ready.Status != tc.wantReady || ready.Reason != tc.wantReason || ready.ObservedGeneration != 3 {
+				t.Fatalf("Ready = %+v, want %s/%s at generation 3", ready, tc.wantReady, tc.wantReason)
+			}
+			if !strings.Contains(ready.Message, tc.wantMessage) {
+				t.Errorf("Ready message %q does not contain %q", ready.Message, tc.wantMessage)
+			}
+			if got := meta.IsStatusConditionTrue(status.Conditions, "Stalled"); got != tc.wantStalled {
+				t.Errorf("Stalled = %v, want %v", got, tc.wantStalled)
+			}
+		})
+	}
+}
+
+func TestDesiredStatusKeepsTransitionTimes(t *testing.T) {
+	t.Parallel()
+	entry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
+	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 1}}
+	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	long := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
+	m.Status.Conditions[0].LastTransitionTime = long
+
+	// Same outcome at a new generation: Ready stays True since an hour ago.
+	m.Generation = 2
+	again := desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	if got := meta.FindStatusCondition(again.Conditions, "Ready").LastTransitionTime; !got.Equal(&long) {
+		t.Errorf("lastTransitionTime moved to %v although Ready stayed True", got)
+	}
+
+	// A conflict, then recovery: Stalled comes and goes.
+	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry, ShadowedBy: "other"}, nil)
+	if !meta.IsStatusConditionTrue(m.Status.Conditions, "Stalled") {
+		t.Fatal("a conflict must stall the mapping")
+	}
+	recovered := desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	if meta.FindStatusCondition(recovered.Conditions, "Stalled") != nil {
+		t.Error("Stalled must be removed once the mapping is applied")
+	}
+}
