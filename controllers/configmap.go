@@ -54,7 +54,7 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, data map[string]string, e
 	}
 
 	desired := live.DeepCopy()
-	r.setManaged(desired, data)
+	SetManaged(desired, data, r.Mode)
 	switch {
 	case equality.Semantic.DeepEqual(live, desired):
 		return nil
@@ -113,7 +113,7 @@ func (r *AWSAuthReconciler) releaseFinalizer(ctx context.Context, old *corev1.Co
 
 func (r *AWSAuthReconciler) create(ctx context.Context, data map[string]string, entries int, action string) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
-	r.setManaged(cm, data)
+	SetManaged(cm, data, r.Mode)
 	if err := r.Client.Create(ctx, cm); err != nil {
 		return fmt.Errorf("creating aws-auth: %w", err)
 	}
@@ -121,15 +121,15 @@ func (r *AWSAuthReconciler) create(ctx context.Context, data map[string]string, 
 	return nil
 }
 
-// setManaged puts on cm everything this operator owns: the data, the
+// SetManaged puts on cm everything this operator owns: the data, the
 // mode, the label, the hash annotation and the finalizer. Other labels,
 // annotations and finalizers are left alone. There are no ownerReferences,
 // ever: garbage collection of aws-auth is the outage this project prevents.
-func (r *AWSAuthReconciler) setManaged(cm *corev1.ConfigMap, data map[string]string) {
+func SetManaged(cm *corev1.ConfigMap, data map[string]string, mode ConfigMapMode) {
 	cm.Data = maps.Clone(data)
 	cm.BinaryData = nil
 	cm.Immutable = nil
-	if r.Mode == Immutable {
+	if mode == Immutable {
 		cm.Immutable = ptr.To(true)
 	}
 	if cm.Labels == nil {
