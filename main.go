@@ -8,23 +8,20 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 )
 
 func main() {
 	var (
-		metricsAddr, probeAddr, leaderElectionNamespace, mode string
-		leaderElect                                           bool
-		batchDelay                                            time.Duration
+		metricsAddr, probeAddr, leaderElectionNamespace, mode, backupNamespace string
+		leaderElect                                                            bool
+		batchDelay                                                             time.Duration
+		maxRemovedShare                                                        float64
 	)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
@@ -33,25 +30,41 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
+	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of aws-auth's entries one write may remove, once it has 5 or more; a larger removal is refused until allowed by annotation.")
+	flag.StringVar(&backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, controllers.ConfigMapMode(mode), batchDelay); err != nil {
+	reconciler := &controllers.AWSAuthReconciler{
+		Mode:            controllers.ConfigMapMode(mode),
+		BatchDelay:      batchDelay,
+		MaxRemovedShare: maxRemovedShare,
+		BackupNamespace: backupNamespace,
+	}
+	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, reconciler); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, mode controllers.ConfigMapMode, batchDelay time.Duration) error {
-	if mode != controllers.Immutable && mode != controllers.Mutable {
-		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, mode)
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
 	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(iamv1alpha1.AddToScheme(scheme))
+	return fallback
+}
+
+func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, r *controllers.AWSAuthReconciler) error {
+	if r.Mode != controllers.Immutable && r.Mode != controllers.Mutable {
+		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, r.Mode)
+	}
+	if r.MaxRemovedShare < 0 || r.MaxRemovedShare > 1 {
+		return fmt.Errorf("--max-removed-share must be between 0 and 1, not %v", r.MaxRemovedShare)
+	}
+	scheme := controllers.NewScheme()
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
@@ -66,13 +79,9 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := (&controllers.AWSAuthReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("aws-auth-guardian"),
-		Mode:       mode,
-		BatchDelay: batchDelay,
-	}).SetupWithManager(mgr); err != nil {
+	r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
+	r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
+	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -81,6 +90,6 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "configmapMode", mode, "leaderElection", leaderElect)
+	ctrl.Log.WithName("setup").Info("Starting manager", "configmapMode", r.Mode, "leaderElection", leaderElect, "backupNamespace", r.BackupNamespace)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

@@ -4,30 +4,38 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
 // AWSAuthKey is the ConfigMap this operator manages, and the one reconcile
-// key: every event about it or about any mapping leads here.
+// key: every event about it, the CRD or any mapping leads here.
 var AWSAuthKey = types.NamespacedName{Namespace: "kube-system", Name: "aws-auth"}
+
+// CRDName is the IAMIdentityMapping CRD. The operator runs without it (it
+// then only keeps aws-auth alive) and starts rendering when it appears.
+const CRDName = "iamidentitymappings.iam.aws-auth-guardian.dev"
 
 // ConfigMapMode says how aws-auth is written.
 type ConfigMapMode string
@@ -41,7 +49,7 @@ const (
 )
 
 // CacheOptions limits the manager's cache to what the reconciler reads: of
-// all ConfigMaps, only aws-auth is ever cached.
+// all ConfigMaps only aws-auth, of all CRDs only ours.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
@@ -49,6 +57,9 @@ func CacheOptions() cache.Options {
 			&corev1.ConfigMap{}: {
 				Namespaces: map[string]cache.Config{AWSAuthKey.Namespace: {}},
 				Field:      fields.OneTermEqualSelector("metadata.name", AWSAuthKey.Name),
+			},
+			&apiextensionsv1.CustomResourceDefinition{}: {
+				Field: fields.OneTermEqualSelector("metadata.name", CRDName),
 			},
 		},
 	}
@@ -58,31 +69,67 @@ func CacheOptions() cache.Options {
 type AWSAuthReconciler struct {
 	// Client reads mappings from the cache and writes everything.
 	Client client.Client
-	// APIReader reads aws-auth from the API server: decisions to delete or
-	// replace it must not rest on a cache that may lag our own last write.
+	// APIReader reads aws-auth, the CRD and the backup from the API server:
+	// decisions to delete or replace aws-auth must not rest on a cache that
+	// may lag our own last write.
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Mode      ConfigMapMode
+	// Cache serves the mapping watch, started once the CRD exists.
+	Cache    cache.Cache
+	Recorder events.EventRecorder
+	Mode     ConfigMapMode
 	// BatchDelay lets a burst of mapping changes (a GitOps sync) land as
 	// one write. Changes to aws-auth itself are never delayed.
 	BatchDelay time.Duration
+	// MaxRemovedShare is the largest share of aws-auth's entries one write
+	// may remove (see awsauth.CheckWipe).
+	MaxRemovedShare float64
+	// BackupNamespace holds the backup of the last applied data.
+	BackupNamespace string
+
+	controller       controller.Controller
+	watchingMappings bool
+	backupHash       string
 }
 
-// +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings,verbs=get;list;watch;create;patch;update
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,resourceNames=aws-auth,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,verbs=create
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=iamidentitymappings.iam.aws-auth-guardian.dev,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// SetupWithManager registers the reconciler and its watches.
+// SetupWithManager registers the reconciler. Mappings are watched only
+// once their CRD exists, because a watch on a missing CRD would keep the
+// manager from starting, and the part that keeps aws-auth alive must run
+// without it.
 func (r *AWSAuthReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("aws-auth").
-		Watches(&iamv1alpha1.IAMIdentityMapping{}, enqueueAWSAuth(r.BatchDelay),
-			// Our own status writes do not change the generation, so they cause no work.
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, enqueueAWSAuth(0)).
-		Complete(r)
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0)).
+		// One look at start, for a cluster where neither aws-auth nor the
+		// CRD exists yet and nothing else would say so.
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			q.Add(reconcile.Request{NamespacedName: AWSAuthKey})
+			return nil
+		})).
+		Build(r)
+	r.controller = c
+	return err
+}
+
+// watchMappings starts the mapping watch, once.
+func (r *AWSAuthReconciler) watchMappings() error {
+	if r.watchingMappings {
+		return nil
+	}
+	// Our own status and finalizer writes do not change the generation, so
+	// they cause no work; a deletion does.
+	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}),
+		enqueueAWSAuth(r.BatchDelay), predicate.GenerationChangedPredicate{}))
+	r.watchingMappings = err == nil
+	return err
 }
 
 // enqueueAWSAuth maps every event to the one key, after delay.
@@ -106,22 +153,123 @@ func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 	}
 }
 
-// Reconcile renders all mappings, brings aws-auth to the render, then
-// reports on each mapping.
+// Reconcile renders all mappings, brings aws-auth to the render unless a
+// guard refuses it, then reports on each mapping.
 func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	var list iamv1alpha1.IAMIdentityMappingList
-	if err := r.Client.List(ctx, &list); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing IAMIdentityMappings: %w", err)
+	live, err := r.getAWSAuth(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	mappings := liveMappings(list.Items)
-	resolution := awsauth.Resolve(renderInputs(mappings))
+	if why, err := r.crdUnusable(ctx); err != nil || why != "" {
+		if why != "" {
+			ctrl.LoggerFrom(ctx).V(1).Info("Keeping aws-auth as it is", "reason", why)
+			blockedTotal.WithLabelValues(reasonCRDUnusable).Inc()
+		}
+		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
+	}
+	if err := r.watchMappings(); err != nil {
+		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
+	}
+	mappings, err := r.listMappings(ctx)
+	if err != nil {
+		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
+	}
+	if err := r.protectMappings(ctx, mappings); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	rendering := liveMappings(mappings)
+	resolution := awsauth.Resolve(renderInputs(rendering))
 	data, renderErr := awsauth.Render(resolution.Entries)
+	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		if err := r.apply(ctx, data, len(resolution.Entries)); err != nil {
+		result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data)
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, r.reportStatus(ctx, mappings, resolution, renderErr)
+	switch {
+	case renderErr != nil || result.wipe != nil:
+		if err := r.keep(ctx, live); err != nil {
+			return ctrl.Result{}, err
+		}
+		result.served = servedEntries(live)
+	default:
+		if err := r.apply(ctx, live, data); err != nil {
+			return ctrl.Result{}, err
+		}
+		result.served = resolution.Entries
+		if err := r.saveBackup(ctx, data); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.releaseMappings(ctx, mappings); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, r.reportStatus(ctx, rendering, resolution, result)
+}
+
+// applyResult is what the reconcile did, for the mappings' status.
+type applyResult struct {
+	renderErr error
+	wipe      *awsauth.Wipe
+	// served are the entries aws-auth holds now.
+	served []awsauth.Entry
+}
+
+func (r *AWSAuthReconciler) getAWSAuth(ctx context.Context) (*corev1.ConfigMap, error) {
+	live := &corev1.ConfigMap{}
+	err := r.APIReader.Get(ctx, AWSAuthKey, live)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading aws-auth: %w", err)
+	}
+	return live, nil
+}
+
+func servedEntries(live *corev1.ConfigMap) []awsauth.Entry {
+	if live == nil {
+		return nil
+	}
+	entries, _ := awsauth.Parse(live.Data)
+	return entries
+}
+
+// crdUnusable says why mappings cannot be rendered now: the CRD is missing,
+// not yet established, or being deleted (which deletes every mapping, and
+// must not empty aws-auth).
+func (r *AWSAuthReconciler) crdUnusable(ctx context.Context) (string, error) {
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Name: CRDName}, crd)
+	switch {
+	case apierrors.IsNotFound(err):
+		return "the IAMIdentityMapping CRD is not installed", nil
+	case err != nil:
+		return "", fmt.Errorf("reading the IAMIdentityMapping CRD: %w", err)
+	case !crd.DeletionTimestamp.IsZero():
+		return "the IAMIdentityMapping CRD is being deleted", nil
+	}
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return "", nil
+		}
+	}
+	return "the IAMIdentityMapping CRD is not established yet", nil
+}
+
+// listMappings reads mappings from the cache, bounded in time: a cache
+// that cannot sync (the CRD went away meanwhile) must not stall the one
+// worker that keeps aws-auth alive.
+func (r *AWSAuthReconciler) listMappings(ctx context.Context) ([]iamv1alpha1.IAMIdentityMapping, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var list iamv1alpha1.IAMIdentityMappingList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing IAMIdentityMappings: %w", err)
+	}
+	return list.Items, nil
 }
 
 // liveMappings drops mappings that are being deleted: their entries leave

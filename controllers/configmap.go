@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -21,36 +20,27 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// What apply did to aws-auth; the event reason.
+// What was done to aws-auth; the event reason.
 const (
 	actionCreated   = "Created"   // it was missing
 	actionRecreated = "Recreated" // it was being deleted
 	actionReplaced  = "Replaced"  // new data while the data is immutable
 	actionUpdated   = "Updated"   // updated in place (mutable data, or metadata restored)
+	actionRestored  = "Restored"  // recreated from the backup
 )
 
-// apply brings the live aws-auth to data. Every write is fenced by the
-// UID and resourceVersion it was decided on, so a second operator or a
-// person writing at the same time makes it fail, not clobber.
-func (r *AWSAuthReconciler) apply(ctx context.Context, data map[string]string, entries int) error {
-	live := &corev1.ConfigMap{}
-	err := r.APIReader.Get(ctx, AWSAuthKey, live)
+// apply brings aws-auth to data; live is what the API server holds (nil
+// when there is none). Every write is fenced by the UID and resourceVersion
+// it was decided on, so a second operator or a person writing at the same
+// time makes it fail, not clobber.
+func (r *AWSAuthReconciler) apply(ctx context.Context, live *corev1.ConfigMap, data map[string]string) error {
 	switch {
-	case apierrors.IsNotFound(err):
-		return r.create(ctx, data, entries, actionCreated)
-	case err != nil:
-		return fmt.Errorf("reading aws-auth: %w", err)
-	case len(data) == 0 && hasEntries(live):
-		// The first refuse-to-wipe rule of DESIGN.md: an empty render never
-		// replaces a live aws-auth that maps someone, deleted or not.
-		ctrl.LoggerFrom(ctx).Info("Kept aws-auth: the render has no entries", "live", AWSAuthKey)
-		r.Recorder.Eventf(live, nil, corev1.EventTypeWarning, "Blocked", "Apply",
-			"Kept aws-auth as it is: no IAMIdentityMapping asks for an entry, and an empty aws-auth would lock everyone out")
-		return nil
+	case live == nil:
+		return r.create(ctx, nil, data, actionCreated)
 	case !live.DeletionTimestamp.IsZero():
 		// Someone deleted it, or a replace of ours stopped halfway: the
 		// finalizer still holds the old data in place; finish the job.
-		return r.finishReplace(ctx, live, data, entries, actionRecreated)
+		return r.finishReplace(ctx, live, data, actionRecreated)
 	}
 
 	desired := live.DeepCopy()
@@ -63,29 +53,46 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, data map[string]string, e
 		if err := r.Client.Update(ctx, desired); err != nil {
 			return fmt.Errorf("updating aws-auth: %w", err)
 		}
-		r.recordApplied(ctx, desired, entries, actionUpdated)
+		r.recordApplied(ctx, desired, actionUpdated)
 		return nil
 	}
 	uid, rv := live.UID, live.ResourceVersion
 	if err := r.Client.Delete(ctx, live, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
 		return fmt.Errorf("deleting aws-auth to replace its immutable data: %w", err)
 	}
-	return r.finishReplace(ctx, live, data, entries, actionReplaced)
+	return r.finishReplace(ctx, live, data, actionReplaced)
 }
 
-func hasEntries(cm *corev1.ConfigMap) bool {
-	entries, errs := awsauth.Parse(cm.Data)
-	return len(entries) > 0 || len(errs) > 0
+// keep leaves aws-auth as it is when nothing may be rendered over it, and
+// only makes sure it goes on existing: a deleted aws-auth comes back with
+// the data it was serving, a missing one from the backup.
+func (r *AWSAuthReconciler) keep(ctx context.Context, live *corev1.ConfigMap) error {
+	switch {
+	case live == nil:
+		return r.restoreFromBackup(ctx)
+	case !live.DeletionTimestamp.IsZero():
+		if !isManaged(live) {
+			// Not ours to hold: recreating it would need our finalizer,
+			// which it never had.
+			return nil
+		}
+		return r.finishReplace(ctx, live, live.Data, actionRecreated)
+	}
+	return nil
+}
+
+func isManaged(cm *corev1.ConfigMap) bool {
+	return cm.Labels[iamv1alpha1.ManagedByLabel] == iamv1alpha1.ManagedByValue
 }
 
 // finishReplace lets a deleted aws-auth go and creates the new one at
 // once. Until the finalizer is removed the authenticator still serves the
 // old data, so the only moment without mappings is between these two calls.
-func (r *AWSAuthReconciler) finishReplace(ctx context.Context, old *corev1.ConfigMap, data map[string]string, entries int, action string) error {
+func (r *AWSAuthReconciler) finishReplace(ctx context.Context, old *corev1.ConfigMap, data map[string]string, action string) error {
 	if err := r.releaseFinalizer(ctx, old); err != nil {
 		return err
 	}
-	return r.create(ctx, data, entries, action)
+	return r.create(ctx, old, data, action)
 }
 
 // releaseFinalizer removes our finalizer from exactly the object that was
@@ -111,13 +118,19 @@ func (r *AWSAuthReconciler) releaseFinalizer(ctx context.Context, old *corev1.Co
 	return nil
 }
 
-func (r *AWSAuthReconciler) create(ctx context.Context, data map[string]string, entries int, action string) error {
+// create writes a new aws-auth with data; the labels and annotations that
+// others put on the previous object, if any, carry over.
+func (r *AWSAuthReconciler) create(ctx context.Context, previous *corev1.ConfigMap, data map[string]string, action string) error {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
+	if previous != nil {
+		cm.Labels = maps.Clone(previous.Labels)
+		cm.Annotations = maps.Clone(previous.Annotations)
+	}
 	SetManaged(cm, data, r.Mode)
 	if err := r.Client.Create(ctx, cm); err != nil {
 		return fmt.Errorf("creating aws-auth: %w", err)
 	}
-	r.recordApplied(ctx, cm, entries, action)
+	r.recordApplied(ctx, cm, action)
 	return nil
 }
 
@@ -143,10 +156,11 @@ func SetManaged(cm *corev1.ConfigMap, data map[string]string, mode ConfigMapMode
 	controllerutil.AddFinalizer(cm, iamv1alpha1.ProtectionFinalizer)
 }
 
-func (r *AWSAuthReconciler) recordApplied(ctx context.Context, cm *corev1.ConfigMap, entries int, action string) {
+func (r *AWSAuthReconciler) recordApplied(ctx context.Context, cm *corev1.ConfigMap, action string) {
 	hash := cm.Annotations[iamv1alpha1.DataHashAnnotation]
-	ctrl.LoggerFrom(ctx).Info("Applied aws-auth", "action", action, "entries", entries,
+	entries, _ := awsauth.Parse(cm.Data)
+	ctrl.LoggerFrom(ctx).Info("Applied aws-auth", "action", action, "entries", len(entries),
 		"bytes", awsauth.DataSize(cm.Data), "sha256", hash, "mode", r.Mode)
 	r.Recorder.Eventf(cm, nil, corev1.EventTypeNormal, action, "Apply",
-		"%s aws-auth with %d entries (sha256 %.12s)", action, entries, hash)
+		"%s aws-auth with %d entries (sha256 %.12s)", action, len(entries), hash)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -16,12 +17,12 @@ import (
 )
 
 // reportStatus writes each mapping's status, only where it changed. It is
-// called after aws-auth holds the render (or the render was refused), so
-// Ready=True always means "in the live aws-auth".
-func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []*iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, renderErr error) error {
+// called once aws-auth holds what it will hold, so Ready=True always means
+// "in the live aws-auth".
+func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []*iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
 	var errs []error
 	for _, m := range mappings {
-		status := desiredStatus(m, resolution.Outcomes[m.Name], renderErr)
+		status := desiredStatus(m, resolution.Outcomes[m.Name], result)
 		if equality.Semantic.DeepEqual(m.Status, status) {
 			continue
 		}
@@ -43,7 +44,7 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []*iamv1a
 // desiredStatus is the status a mapping should show, given what became of
 // it. It starts from the current conditions so that lastTransitionTime
 // only moves when a condition really changes.
-func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, renderErr error) iamv1alpha1.IAMIdentityMappingStatus {
+func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, result applyResult) iamv1alpha1.IAMIdentityMappingStatus {
 	status := iamv1alpha1.IAMIdentityMappingStatus{
 		ObservedGeneration: m.Generation,
 		Conditions:         append([]metav1.Condition(nil), m.Status.Conditions...),
@@ -61,8 +62,11 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, r
 		reason, message = iamv1alpha1.ReasonInvalid, outcome.Err.Error()
 	case outcome.ShadowedBy != "":
 		reason, message = iamv1alpha1.ReasonConflict, fmt.Sprintf("IAMIdentityMapping %s is older and maps the same identity (%s); this mapping is not rendered until that one is deleted or changed", outcome.ShadowedBy, outcome.Entry.Identity)
-	case renderErr != nil:
-		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", renderErr)
+	case slices.ContainsFunc(result.served, outcome.Entry.Equal):
+	case result.renderErr != nil:
+		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", result.renderErr)
+	case result.wipe != nil:
+		reason, message = iamv1alpha1.ReasonBlocked, fmt.Sprintf("aws-auth was left as it is: %s", result.wipe.Message)
 	}
 
 	set := func(conditionType string, s metav1.ConditionStatus) {

@@ -21,6 +21,8 @@ func TestDesiredStatus(t *testing.T) {
 		name        string
 		outcome     awsauth.Outcome
 		renderErr   error
+		wipe        *awsauth.Wipe
+		served      []awsauth.Entry
 		wantReady   metav1.ConditionStatus
 		wantReason  string
 		wantMessage string
@@ -28,25 +30,35 @@ func TestDesiredStatus(t *testing.T) {
 		wantARN     string
 		wantSection iamv1alpha1.Section
 	}{
-		{name: "applied role", outcome: awsauth.Outcome{Entry: roleEntry},
+		{name: "applied role", outcome: awsauth.Outcome{Entry: roleEntry}, served: []awsauth.Entry{accountEntry, roleEntry},
 			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapRoles",
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
-		{name: "applied account has no ARN", outcome: awsauth.Outcome{Entry: accountEntry},
+		{name: "applied account has no ARN", outcome: awsauth.Outcome{Entry: accountEntry}, served: []awsauth.Entry{accountEntry},
 			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapAccounts", wantSection: "mapAccounts"},
 		{name: "invalid", outcome: awsauth.Outcome{Err: errors.New("account ID \"1\" must be exactly 12 digits")},
 			wantReady: metav1.ConditionFalse, wantReason: "Invalid", wantMessage: "12 digits", wantStalled: true},
-		{name: "conflict names the winner", outcome: awsauth.Outcome{Entry: roleEntry, ShadowedBy: "older-admins"},
+		{name: "conflict names the winner", outcome: awsauth.Outcome{Entry: roleEntry, ShadowedBy: "older-admins"}, served: []awsauth.Entry{roleEntry},
 			wantReady: metav1.ConditionFalse, wantReason: "Conflict", wantMessage: "older-admins", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
 		{name: "render refused", outcome: awsauth.Outcome{Entry: roleEntry}, renderErr: errors.New("the render is 2000000 bytes"),
 			wantReady: metav1.ConditionFalse, wantReason: "RenderFailed", wantMessage: "2000000 bytes", wantStalled: true,
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+		{name: "still live although the render was refused", outcome: awsauth.Outcome{Entry: roleEntry}, renderErr: errors.New("too big"), served: []awsauth.Entry{roleEntry},
+			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapRoles",
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+		{name: "blocked by a guard", outcome: awsauth.Outcome{Entry: roleEntry}, wipe: &awsauth.Wipe{Reason: awsauth.WipeNodes, Message: "nodes could no longer join"},
+			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "nodes could no longer join", wantStalled: true,
+			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
+		{name: "an older spec is live, not this one", outcome: awsauth.Outcome{Entry: roleEntry}, wipe: &awsauth.Wipe{Reason: awsauth.WipeTooManyRemoved, Message: "removes 6 of 10"},
+			served: []awsauth.Entry{{Section: awsauth.MapRoles, Identity: roleEntry.Identity, Username: "old-name"}},
+			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "removes 6 of 10", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 3}}
-			status := desiredStatus(m, tc.outcome, tc.renderErr)
+			status := desiredStatus(m, tc.outcome, applyResult{renderErr: tc.renderErr, wipe: tc.wipe, served: tc.served})
 
 			if status.ObservedGeneration != 3 {
 				t.Errorf("observedGeneration = %d, want 3", status.ObservedGeneration)
@@ -72,23 +84,24 @@ func TestDesiredStatusKeepsTransitionTimes(t *testing.T) {
 	t.Parallel()
 	entry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
 	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 1}}
-	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	applied := applyResult{served: []awsauth.Entry{entry}}
+	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry}, applied)
 	long := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
 	m.Status.Conditions[0].LastTransitionTime = long
 
 	// Same outcome at a new generation: Ready stays True since an hour ago.
 	m.Generation = 2
-	again := desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	again := desiredStatus(m, awsauth.Outcome{Entry: entry}, applied)
 	if got := meta.FindStatusCondition(again.Conditions, "Ready").LastTransitionTime; !got.Equal(&long) {
 		t.Errorf("lastTransitionTime moved to %v although Ready stayed True", got)
 	}
 
 	// A conflict, then recovery: Stalled comes and goes.
-	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry, ShadowedBy: "other"}, nil)
+	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry, ShadowedBy: "other"}, applied)
 	if !meta.IsStatusConditionTrue(m.Status.Conditions, "Stalled") {
 		t.Fatal("a conflict must stall the mapping")
 	}
-	recovered := desiredStatus(m, awsauth.Outcome{Entry: entry}, nil)
+	recovered := desiredStatus(m, awsauth.Outcome{Entry: entry}, applied)
 	if meta.FindStatusCondition(recovered.Conditions, "Stalled") != nil {
 		t.Error("Stalled must be removed once the mapping is applied")
 	}

@@ -105,8 +105,10 @@ const (
 	// large, or the authenticator would not read the render back); the live
 	// aws-auth is kept.
 	ReasonRenderFailed = "RenderFailed"
-	// ReasonProgressing: the entry is about to be written.
-	ReasonProgressing = "Progressing"
+	// ReasonBlocked: writing the render would remove access that aws-auth
+	// grants now (see DESIGN.md "Refuse to wipe"); the live aws-auth is
+	// kept until a person allows it.
+	ReasonBlocked = "Blocked"
 )
 
 // IAMIdentityMapping maps one IAM role, IAM user or AWS account to
@@ -154,4 +156,7 @@ const (
 	ManagedByValue = "aws-auth-guardian"
 	// DataHashAnnotation records the sha256 of the data on aws-auth.
 	DataHashAnnotation = "iam.aws-auth-guardian.dev/data-sha256"
+	// AllowRenderAnnotation, set on aws-auth by a person to the sha256 of a
+	// render a guard refused, lets exactly that render through.
+	AllowRenderAnnotation = "iam.aws-auth-guardian.dev/allow-render"
 )

@@ -76,7 +76,7 @@ func Render(entries []Entry) (map[string]string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("the render does not parse back: %w", err)
 	}
-	if !slices.EqualFunc(parsed, sorted, equalEntries) {
+	if !slices.EqualFunc(parsed, sorted, Entry.Equal) {
 		return nil, fmt.Errorf("the render does not parse back to the same %d entries", len(sorted))
 	}
 	return data, nil
@@ -97,8 +97,9 @@ func putSection[T any](data map[string]string, section Section, list []T) error 
 	return nil
 }
 
-func equalEntries(a, b Entry) bool {
-	return a.Section == b.Section && a.Identity == b.Identity && a.Username == b.Username && slices.Equal(a.Groups, b.Groups)
+// Equal reports whether two entries say exactly the same.
+func (e Entry) Equal(other Entry) bool {
+	return e.Section == other.Section && e.Identity == other.Identity && e.Username == other.Username && slices.Equal(e.Groups, other.Groups)
 }
 
 // DataSize is what the API server counts against MaxDataBytes.

@@ -16,9 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,7 +32,7 @@ import (
 
 var (
 	cfg    *rest.Config
-	scheme = k8sruntime.NewScheme()
+	scheme = controllers.NewScheme()
 	// k is an admin client straight to the API server (no cache).
 	k client.Client
 )
@@ -47,8 +45,6 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(iamv1alpha1.AddToScheme(scheme))
 	// Quiet unless TEST_VERBOSE is set: failures speak through assertions.
 	level := zapcore.ErrorLevel
 	if os.Getenv("TEST_VERBOSE") != "" {
@@ -73,12 +69,20 @@ func TestMain(m *testing.M) {
 	if k, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		panic(err)
 	}
+	if err := k.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		panic(err)
+	}
 	code := m.Run()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
 	}
 	os.Exit(code)
 }
+
+// operatorNamespace holds the backup, as in a real install.
+const operatorNamespace = "aws-auth-guardian-system"
+
+var backupKey = client.ObjectKey{Namespace: operatorNamespace, Name: controllers.BackupName}
 
 // operator is one running manager with the reconciler, as main.go wires it.
 type operator struct {
@@ -104,11 +108,14 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 		t.Fatal(err)
 	}
 	if err := (&controllers.AWSAuthReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("aws-auth-guardian"),
-		Mode:       mode,
-		BatchDelay: 50 * time.Millisecond,
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Cache:           mgr.GetCache(),
+		Recorder:        mgr.GetEventRecorder("aws-auth-guardian"),
+		Mode:            mode,
+		BatchDelay:      50 * time.Millisecond,
+		MaxRemovedShare: 0.5,
+		BackupNamespace: operatorNamespace,
 	}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
@@ -124,23 +131,37 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 	return &operator{mgr: mgr}
 }
 
-// resetCluster removes every mapping and aws-auth, finalizers included, so
-// each test starts from an empty cluster.
+// resetCluster removes every mapping, aws-auth and its backup, finalizers
+// included, so each test starts from a cluster the operator never saw.
 func resetCluster(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	g := NewWithT(t)
-	g.Expect(k.DeleteAllOf(ctx, &iamv1alpha1.IAMIdentityMapping{})).To(Succeed())
-	cm := &corev1.ConfigMap{}
-	if err := k.Get(ctx, controllers.AWSAuthKey, cm); err == nil {
-		cm.Finalizers = nil
-		g.Expect(client.IgnoreNotFound(k.Update(ctx, cm))).To(Succeed())
-		g.Expect(client.IgnoreNotFound(k.Delete(ctx, cm))).To(Succeed())
+	var list iamv1alpha1.IAMIdentityMappingList
+	g.Expect(k.List(ctx, &list)).To(Succeed())
+	for i := range list.Items {
+		forceDelete(g, &list.Items[i])
 	}
-	g.Eventually(func() bool {
+	for _, key := range []client.ObjectKey{controllers.AWSAuthKey, backupKey} {
+		cm := &corev1.ConfigMap{}
+		if err := k.Get(ctx, key, cm); err == nil {
+			forceDelete(g, cm)
+		}
+	}
+	g.Eventually(func(g Gomega) {
 		var list iamv1alpha1.IAMIdentityMappingList
 		g.Expect(k.List(ctx, &list)).To(Succeed())
-		err := k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
-		return len(list.Items) == 0 && apierrors.IsNotFound(err)
-	}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+		g.Expect(list.Items).To(BeEmpty())
+		g.Expect(apierrors.IsNotFound(k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{}))).To(BeTrue())
+		g.Expect(apierrors.IsNotFound(k.Get(ctx, backupKey, &corev1.ConfigMap{}))).To(BeTrue())
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+}
+
+// forceDelete deletes obj past its finalizers, as a person with
+// break-glass rights would.
+func forceDelete(g Gomega, obj client.Object) {
+	ctx := context.Background()
+	obj.SetFinalizers(nil)
+	g.Expect(client.IgnoreNotFound(k.Update(ctx, obj))).To(Succeed())
+	g.Expect(client.IgnoreNotFound(k.Delete(ctx, obj))).To(Succeed())
 }

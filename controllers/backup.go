@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+)
+
+// BackupName is the ConfigMap, in the operator's namespace, that holds the
+// data last applied to aws-auth. It lets the operator recreate aws-auth
+// when the CRD or every mapping is gone.
+const BackupName = "aws-auth-backup"
+
+// +kubebuilder:rbac:groups="",namespace=aws-auth-guardian-system,resources=configmaps,resourceNames=aws-auth-backup,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",namespace=aws-auth-guardian-system,resources=configmaps,verbs=create
+
+// saveBackup records data as the last applied, when it is not already.
+// The hash of what the backup holds is remembered, so a steady state costs
+// no request.
+func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]string) error {
+	hash := awsauth.Hash(data)
+	if r.backupHash == hash {
+		return nil
+	}
+	backup, err := r.loadBackup(ctx)
+	if err != nil {
+		return err
+	}
+	if backup == nil {
+		backup = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.BackupNamespace, Name: BackupName}}
+	}
+	original := backup.DeepCopy()
+	backup.Data = maps.Clone(data)
+	backup.Labels = map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue}
+	backup.Annotations = map[string]string{iamv1alpha1.DataHashAnnotation: hash}
+	switch {
+	case original.ResourceVersion == "":
+		err = r.Client.Create(ctx, backup)
+	case original.Annotations[iamv1alpha1.DataHashAnnotation] != hash:
+		err = r.Client.Update(ctx, backup)
+	}
+	if err != nil {
+		return fmt.Errorf("saving the backup of aws-auth: %w", err)
+	}
+	r.backupHash = hash
+	return nil
+}
+
+// loadBackup returns the backup, or nil when there is none.
+func (r *AWSAuthReconciler) loadBackup(ctx context.Context) (*corev1.ConfigMap, error) {
+	backup := &corev1.ConfigMap{}
+	err := r.APIReader.Get(ctx, r.backupKey(), backup)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the backup of aws-auth: %w", err)
+	}
+	return backup, nil
+}
+
+func (r *AWSAuthReconciler) backupKey() client.ObjectKey {
+	return client.ObjectKey{Namespace: r.BackupNamespace, Name: BackupName}
+}
+
+// restoreFromBackup recreates a missing aws-auth with the last applied data.
+func (r *AWSAuthReconciler) restoreFromBackup(ctx context.Context) error {
+	backup, err := r.loadBackup(ctx)
+	if err != nil {
+		return err
+	}
+	if backup == nil {
+		ctrl.LoggerFrom(ctx).Error(nil, "aws-auth is missing and there is no backup to restore it from", "backup", r.backupKey())
+		r.Recorder.Eventf(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}, nil,
+			corev1.EventTypeWarning, "NoBackup", "Restore", "aws-auth is missing and there is no backup in %s to restore it from", r.backupKey())
+		return nil
+	}
+	return r.create(ctx, nil, backup.Data, actionRestored)
+}

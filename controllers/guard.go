@@ -1,0 +1,50 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+)
+
+// checkWipe applies the refuse-to-wipe rules to writing data over what
+// aws-auth serves now, or, when aws-auth is gone, over the last applied
+// data. A person allows one refused render by annotating aws-auth with its
+// hash.
+func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string) (*awsauth.Wipe, error) {
+	baseline := servedEntries(live)
+	if live == nil {
+		backup, err := r.loadBackup(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if backup != nil {
+			baseline, _ = awsauth.Parse(backup.Data)
+		}
+	}
+	wipe := awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
+	if wipe == nil {
+		return nil, nil
+	}
+	hash := awsauth.Hash(data)
+	log := ctrl.LoggerFrom(ctx)
+	if live != nil && live.Annotations[iamv1alpha1.AllowRenderAnnotation] == hash {
+		log.Info("Writing a render a guard refused, as allowed by annotation", "guard", wipe.Reason, "sha256", hash)
+		return nil, nil
+	}
+	blockedTotal.WithLabelValues(wipe.Reason).Inc()
+	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
+	regarding := live
+	if regarding == nil {
+		regarding = &corev1.ConfigMap{}
+		regarding.Namespace, regarding.Name = AWSAuthKey.Namespace, AWSAuthKey.Name
+	}
+	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
+		"Kept aws-auth as it is: %s. To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s",
+		wipe.Message, AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash)
+	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
+	return wipe, nil
+}
