@@ -50,7 +50,7 @@ func TestDesiredStatus(t *testing.T) {
 			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "nodes could no longer join", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
 		{name: "an older spec is live, not this one", outcome: awsauth.Outcome{Entry: roleEntry}, wipe: &awsauth.Wipe{Reason: awsauth.WipeTooManyRemoved, Message: "removes 6 of 10"},
-			served: []awsauth.Entry{{Section: awsauth.MapRoles, Identity: roleEntry.Identity, Username: "old-name"}},
+			served:    []awsauth.Entry{{Section: awsauth.MapRoles, Identity: roleEntry.Identity, Username: "old-name"}},
 			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "removes 6 of 10", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
 	}
