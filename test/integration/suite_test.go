@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,9 @@ var backupKey = client.ObjectKey{Namespace: operatorNamespace, Name: controllers
 // operator is one running manager with the reconciler, as main.go wires it.
 type operator struct {
 	mgr ctrl.Manager
+	// stop stops the operator as a crash would: whatever it was doing is
+	// left half done.
+	stop func()
 }
 
 // startOperator empties the cluster, creates the objects that exist before
@@ -96,6 +100,14 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 	t.Helper()
 	resetCluster(t)
 	create(t, before...)
+	return runOperator(t, mode)
+}
+
+// runOperator runs one more operator on the cluster as it is, until the
+// test ends (or stop is called). Several may run at once, without leader
+// election, to test that their writes are fenced.
+func runOperator(t *testing.T, mode controllers.ConfigMapMode) *operator {
+	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
@@ -122,13 +134,15 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	op := &operator{mgr: mgr}
+	op.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	return &operator{mgr: mgr}
+	t.Cleanup(op.stop)
+	return op
 }
 
 // resetCluster removes every mapping, aws-auth and its backup, finalizers
