@@ -206,7 +206,7 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, r.reportStatus(ctx, rendering, resolution, result)
+	return ctrl.Result{}, r.reportStatus(ctx, mappings, resolution, result)
 }
 
 // applyResult is what the reconcile did, for the mappings' status.

@@ -19,10 +19,19 @@ import (
 // reportStatus writes each mapping's status, only where it changed. It is
 // called once aws-auth holds what it will hold, so Ready=True always means
 // "in the live aws-auth".
-func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []*iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
+func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
 	var errs []error
-	for _, m := range mappings {
-		status := desiredStatus(m, resolution.Outcomes[m.Name], result)
+	for i := range mappings {
+		m := &mappings[i]
+		outcome, rendered := resolution.Outcomes[m.Name]
+		if !rendered {
+			// Being deleted: it says so only while a guard holds it.
+			if result.wipe == nil {
+				continue
+			}
+			outcome.Entry, outcome.Err = RenderInput(m).Entry()
+		}
+		status := desiredStatus(m, outcome, result)
 		if equality.Semantic.DeepEqual(m.Status, status) {
 			continue
 		}
@@ -62,6 +71,8 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, r
 		reason, message = iamv1alpha1.ReasonInvalid, outcome.Err.Error()
 	case outcome.ShadowedBy != "":
 		reason, message = iamv1alpha1.ReasonConflict, fmt.Sprintf("IAMIdentityMapping %s is older and maps the same identity (%s); this mapping is not rendered until that one is deleted or changed", outcome.ShadowedBy, outcome.Entry.Identity)
+	case !m.DeletionTimestamp.IsZero() && result.wipe != nil:
+		reason, message = iamv1alpha1.ReasonBlocked, fmt.Sprintf("The deletion is held, aws-auth was left as it is: %s", result.wipe.Message)
 	case slices.ContainsFunc(result.served, outcome.Entry.Equal):
 	case result.renderErr != nil:
 		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", result.renderErr)

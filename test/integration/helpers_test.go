@@ -90,9 +90,13 @@ func readyCondition(g Gomega, name string) *metav1.Condition {
 	m := &iamv1alpha1.IAMIdentityMapping{}
 	g.Expect(k.Get(context.Background(), client.ObjectKey{Name: name}, m)).To(Succeed())
 	g.Expect(m.Status.ObservedGeneration).To(Equal(m.Generation), "status of %s is not about its current spec", name)
-	c := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
+	c := readyConditionOf(m)
 	g.Expect(c).NotTo(BeNil(), "%s has no Ready condition", name)
 	return c
+}
+
+func readyConditionOf(m *iamv1alpha1.IAMIdentityMapping) *metav1.Condition {
+	return meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
 }
 
 func expectReady(g Gomega, names ...string) {

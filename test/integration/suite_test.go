@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +37,8 @@ var (
 	scheme = controllers.NewScheme()
 	// k is an admin client straight to the API server (no cache).
 	k client.Client
+	// crdPaths hold the CRD as config/ ships it.
+	crdPaths []string
 )
 
 // Bounds for Eventually and Consistently: generous, because CI machines are
@@ -55,8 +58,9 @@ func TestMain(m *testing.M) {
 
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	crdPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     crdPaths,
 		ErrorIfCRDPathMissing: true,
 	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -175,7 +179,7 @@ func resetCluster(t *testing.T) {
 // break-glass rights would.
 func forceDelete(g Gomega, obj client.Object) {
 	ctx := context.Background()
-	obj.SetFinalizers(nil)
-	g.Expect(client.IgnoreNotFound(k.Update(ctx, obj))).To(Succeed())
+	dropFinalizers := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))
+	g.Expect(client.IgnoreNotFound(k.Patch(ctx, obj, dropFinalizers))).To(Succeed())
 	g.Expect(client.IgnoreNotFound(k.Delete(ctx, obj))).To(Succeed())
 }
