@@ -1,5 +1,6 @@
 // Command manager runs aws-auth-guardian: it keeps kube-system/aws-auth
-// equal to the render of all IAMIdentityMappings.
+// equal to the render of all IAMIdentityMappings. Its subcommands import
+// an existing aws-auth as mappings and render mappings offline.
 package main
 
 import (
@@ -14,9 +15,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/cli"
 )
 
 func main() {
+	// `manager import` and `manager render` work offline, for GitOps and CI.
+	if handled, code := cli.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); handled {
+		os.Exit(code)
+	}
 	var (
 		metricsAddr, probeAddr, leaderElectionNamespace, mode, backupNamespace string
 		leaderElect                                                            bool

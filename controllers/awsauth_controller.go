@@ -174,6 +174,15 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 	if err != nil {
 		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
 	}
+	adopted, err := r.adopt(ctx, live, mappings)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if adopted.pending {
+		// The new mappings' events bring us back once the cache has them;
+		// the requeue is only a safety net.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	if err := r.protectMappings(ctx, mappings); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -183,7 +192,7 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 	data, renderErr := awsauth.Render(resolution.Entries)
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data)
+		result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held)
 		if err != nil {
 			return ctrl.Result{}, err
 		}

@@ -12,9 +12,10 @@ import (
 
 // checkWipe applies the refuse-to-wipe rules to writing data over what
 // aws-auth serves now, or, when aws-auth is gone, over the last applied
-// data. A person allows one refused render by annotating aws-auth with its
-// hash.
-func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string) (*awsauth.Wipe, error) {
+// data; held is a refusal already decided (an adoption that would drop
+// entries). A person allows one refused render by annotating aws-auth with
+// its hash.
+func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) (*awsauth.Wipe, error) {
 	baseline := servedEntries(live)
 	if live == nil {
 		backup, err := r.loadBackup(ctx)
@@ -25,7 +26,10 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 			baseline, _ = awsauth.Parse(backup.Data)
 		}
 	}
-	wipe := awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
+	wipe := held
+	if wipe == nil {
+		wipe = awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
+	}
 	if wipe == nil {
 		return nil, nil
 	}

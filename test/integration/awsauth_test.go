@@ -310,38 +310,6 @@ func TestCachesNoOtherConfigMap(t *testing.T) {
 	g.Expect(cached.Items).To(HaveLen(1))
 }
 
-func TestNeverWritesAnEmptyRenderOverEntries(t *testing.T) {
-	began := time.Now().Truncate(time.Second)
-	g := NewWithT(t)
-	ctx := context.Background()
-	// An aws-auth made by EKS, before any IAMIdentityMapping exists.
-	eksMade := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"},
-		Data:       map[string]string{"mapRoles": "- rolearn: " + nodeRoleARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n  - system:bootstrappers\n  - system:nodes\n"},
-	}
-	startOperator(t, controllers.Immutable, eksMade)
-
-	g.Eventually(func(g Gomega) {
-		g.Expect(warningEvents(g, "Blocked", began)).NotTo(BeEmpty())
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		g.Expect(getAWSAuth(g).ResourceVersion).To(Equal(eksMade.ResourceVersion))
-	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
-
-	// Once a mapping exists the operator takes over; deleting the last
-	// mapping again leaves the entry in place.
-	create(t, mapping("nodes", withARN(nodeRoleARN), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")))
-	g.Eventually(func(g Gomega) {
-		g.Expect(getAWSAuth(g).Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))
-		expectReady(g, "nodes")
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
-	managed := getAWSAuth(g)
-	g.Expect(k.Delete(ctx, mapping("nodes"))).To(Succeed())
-	g.Consistently(func(g Gomega) {
-		g.Expect(getAWSAuth(g).ResourceVersion).To(Equal(managed.ResourceVersion))
-	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
-}
-
 func TestEventsSayWhatHappened(t *testing.T) {
 	startWithMappings(t, controllers.Immutable)
 	began := time.Now().Truncate(time.Second)

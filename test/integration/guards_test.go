@@ -53,6 +53,9 @@ func expectUnchanged(g Gomega, before *corev1.ConfigMap) {
 
 func allow(g Gomega, hash string) {
 	cm := getAWSAuth(g)
+	if cm.Annotations == nil {
+		cm.Annotations = map[string]string{}
+	}
 	cm.Annotations[iamv1alpha1.AllowRenderAnnotation] = hash
 	g.Expect(k.Update(context.Background(), cm)).To(Succeed())
 }
