@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -162,8 +163,7 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 	}
 	if why, err := r.crdUnusable(ctx); err != nil || why != "" {
 		if why != "" {
-			ctrl.LoggerFrom(ctx).V(1).Info("Keeping aws-auth as it is", "reason", why)
-			blockedTotal.WithLabelValues(reasonCRDUnusable).Inc()
+			r.holdWithoutCRD(ctx, live, why)
 		}
 		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
 	}
@@ -208,12 +208,13 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 			return ctrl.Result{}, err
 		}
 		result.served = resolution.Entries
-		if err := r.saveBackup(ctx, data); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.releaseMappings(ctx, mappings); err != nil {
-			return ctrl.Result{}, err
-		}
+		// aws-auth is right now; a failure below is retried, but must not
+		// keep the mappings from saying so.
+		return ctrl.Result{}, errors.Join(
+			r.saveBackup(ctx, data),
+			r.releaseMappings(ctx, mappings),
+			r.reportStatus(ctx, mappings, resolution, result),
+		)
 	}
 	return ctrl.Result{}, r.reportStatus(ctx, mappings, resolution, result)
 }
@@ -266,6 +267,23 @@ func (r *AWSAuthReconciler) crdUnusable(ctx context.Context) (string, error) {
 		}
 	}
 	return "the IAMIdentityMapping CRD is not established yet", nil
+}
+
+// holdWithoutCRD says that aws-auth is kept because no mapping can be read.
+func (r *AWSAuthReconciler) holdWithoutCRD(ctx context.Context, live *corev1.ConfigMap, why string) {
+	ctrl.LoggerFrom(ctx).Info("Keeping aws-auth as it is", "reason", why)
+	blockedTotal.WithLabelValues(reasonCRDUnusable).Inc()
+	regarding := live
+	if regarding == nil {
+		regarding = awsAuthReference()
+	}
+	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
+		"Kept aws-auth as it is (or restored it from the backup): %s", why)
+}
+
+// awsAuthReference stands for aws-auth in events when it does not exist.
+func awsAuthReference() *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
 }
 
 // listMappings reads mappings from the cache, bounded in time: a cache

@@ -80,7 +80,7 @@ func (r *AWSAuthReconciler) restoreFromBackup(ctx context.Context) error {
 	}
 	if backup == nil {
 		ctrl.LoggerFrom(ctx).Error(nil, "aws-auth is missing and there is no backup to restore it from", "backup", r.backupKey())
-		r.Recorder.Eventf(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}, nil,
+		r.Recorder.Eventf(awsAuthReference(), nil,
 			corev1.EventTypeWarning, "NoBackup", "Restore", "aws-auth is missing and there is no backup in %s to restore it from", r.backupKey())
 		return nil
 	}

@@ -43,8 +43,7 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
 	regarding := live
 	if regarding == nil {
-		regarding = &corev1.ConfigMap{}
-		regarding.Namespace, regarding.Name = AWSAuthKey.Namespace, AWSAuthKey.Name
+		regarding = awsAuthReference()
 	}
 	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
 		"Kept aws-auth as it is: %s. To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s",

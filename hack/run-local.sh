@@ -19,6 +19,8 @@ for _ in $(seq 1 300); do
 done
 [[ -s "$kubeconfig" ]] || { echo "timed out waiting for the local control plane" >&2; exit 1; }
 
+# The operator keeps its backup of aws-auth in its own namespace.
+"$kubectl" --kubeconfig "$kubeconfig" create namespace aws-auth-guardian-system
 "$kubectl" --kubeconfig "$kubeconfig" apply -f config/crd/bases
 "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established crd/iamidentitymappings.iam.aws-auth-guardian.dev --timeout=60s
 "$kubectl" --kubeconfig "$kubeconfig" apply -k config/samples

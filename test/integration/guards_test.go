@@ -142,6 +142,7 @@ func deleteCRD(g Gomega) {
 
 func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
 	startWithMappings(t, controllers.Immutable)
+	began := time.Now().Truncate(time.Second)
 	t.Cleanup(func() { reinstallCRD(t) })
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -164,6 +165,7 @@ func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
 		g.Expect(live.UID).To(Equal(before.UID))
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	g.Expect(warningEvents(g, iamv1alpha1.ReasonBlocked, began)).To(ContainElement(HaveField("Note", ContainSubstring("the IAMIdentityMapping CRD is being deleted"))))
 
 	// Even deleted meanwhile, aws-auth comes back with what it served.
 	g.Expect(k.Delete(ctx, before)).To(Succeed())
