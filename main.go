@@ -90,6 +90,9 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
 	}
+	if err := mgr.Add(controllers.ProtectionReport{Reader: mgr.GetAPIReader()}); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

@@ -39,6 +39,11 @@ var (
 	k client.Client
 	// crdPaths hold the CRD as config/ ships it.
 	crdPaths []string
+	// repoRoot is where config/ is.
+	repoRoot string
+	// testEnv makes users with their own identities (AddUser), so that the
+	// API server's RBAC and admission decide what they may do.
+	testEnv *envtest.Environment
 )
 
 // Bounds for Eventually and Consistently: generous, because CI machines are
@@ -58,6 +63,7 @@ func TestMain(m *testing.M) {
 
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	repoRoot = root
 	crdPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     crdPaths,
@@ -67,6 +73,7 @@ func TestMain(m *testing.M) {
 		env.BinaryAssetsDirectory = filepath.Join(root, "bin", "controlplane")
 	}
 	var err error
+	testEnv = env
 	if cfg, err = env.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "starting the control plane (run `make controlplane` first): %v\n", err)
 		os.Exit(1)
@@ -112,7 +119,13 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 // election, to test that their writes are fenced.
 func runOperator(t *testing.T, mode controllers.ConfigMapMode) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	return runOperatorAs(t, cfg, mode)
+}
+
+// runOperatorAs runs the operator with the identity of restConfig.
+func runOperatorAs(t *testing.T, restConfig *rest.Config, mode controllers.ConfigMapMode) *operator {
+	t.Helper()
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},

@@ -1,0 +1,268 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+)
+
+const (
+	operatorUser    = "system:serviceaccount:aws-auth-guardian-system:aws-auth-guardian-controller-manager"
+	breakGlassGroup = "aws-auth-guardian:break-glass"
+)
+
+// userClient is a client with its own identity, made by envtest.
+func userClient(t *testing.T, name string, groups ...string) (client.Client, *rest.Config) {
+	t.Helper()
+	user, err := testEnv.AddUser(envtest.User{Name: name, Groups: groups}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(user.Config(), client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, user.Config()
+}
+
+// applyConfig creates every object of the YAML files of a config/ folder,
+// exactly as shipped, and deletes them when the test ends.
+func applyConfig(t *testing.T, dir string) {
+	t.Helper()
+	g := NewWithT(t)
+	files, err := filepath.Glob(filepath.Join(repoRoot, dir, "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, file := range files {
+		if filepath.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		f, err := os.Open(file)
+		g.Expect(err).NotTo(HaveOccurred())
+		decoder := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := decoder.Decode(&u.Object); err != nil {
+				break
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			g.Expect(client.IgnoreAlreadyExists(k.Create(context.Background(), u))).To(Succeed(), "%s %s", file, u.GetName())
+			t.Cleanup(func() { _ = k.Delete(context.Background(), u) })
+		}
+		_ = f.Close()
+	}
+}
+
+// protect installs config/policy and waits until the API server enforces
+// it: policies load asynchronously.
+func protect(t *testing.T) {
+	t.Helper()
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"}}
+	// Registered first, so it runs after the policies are deleted: wait
+	// until they no longer apply, so later tests are not denied.
+	t.Cleanup(func() {
+		NewWithT(t).Eventually(func() error {
+			return client.IgnoreAlreadyExists(k.Create(context.Background(), probe.DeepCopy(), client.DryRunAll))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+	applyConfig(t, "config/policy")
+	NewWithT(t).Eventually(func() error {
+		return k.Create(context.Background(), probe.DeepCopy(), client.DryRunAll)
+	}).WithTimeout(timeout).WithPolling(interval).Should(MatchError(ContainSubstring("managed by aws-auth-guardian")))
+}
+
+func expectForbidden(g Gomega, err error, message string) {
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring(message))
+}
+
+// TestOperatorWithItsOwnRBACBehindThePolicies runs the operator as its
+// service account, bound only to config/rbac, with config/policy in force,
+// and checks who may do what to aws-auth.
+func TestOperatorWithItsOwnRBACBehindThePolicies(t *testing.T) {
+	resetCluster(t)
+	applyConfig(t, "config/rbac")
+	protect(t)
+	_, operatorConfig := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
+	operatorClient, _ := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
+	admin, _ := userClient(t, "alice", "system:masters")
+	breakGlass, _ := userClient(t, "bob", "system:masters", breakGlassGroup)
+	ctx := context.Background()
+	g := NewWithT(t)
+
+	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	create(t,
+		mapping("nodes", withARN(nodeRoleARN), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")),
+		role("admins", adminARN, "system:masters"),
+		mapping("jane", withARN(userARN), withUsername("jane")),
+		mapping("partner", withAccount("444455556666")),
+	)
+	g.Eventually(func(g Gomega) {
+		g.Expect(liveEntries(g)).To(Equal(baseEntries))
+		expectReady(g, "nodes", "admins", "jane", "partner")
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	t.Run("an admin cannot delete aws-auth", func(t *testing.T) {
+		expectForbidden(NewWithT(t), admin.Delete(ctx, getAWSAuth(NewWithT(t))), "Edit IAMIdentityMapping objects instead")
+	})
+	t.Run("an admin cannot delete every ConfigMap of kube-system", func(t *testing.T) {
+		g := NewWithT(t)
+		before := getAWSAuth(g)
+		expectForbidden(g, admin.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace("kube-system")), "managed by aws-auth-guardian")
+		live := getAWSAuth(g)
+		g.Expect(live.UID).To(Equal(before.UID))
+		g.Expect(live.DeletionTimestamp).To(BeNil())
+	})
+	t.Run("an admin cannot change the data", func(t *testing.T) {
+		g := NewWithT(t)
+		cm := getAWSAuth(g)
+		// Immutable data is refused by the API server's own validation,
+		// before admission; TestPoliciesProtectTheCRDAndCriticalRBAC shows
+		// the policy refusing it on a mutable aws-auth.
+		cm.Data["mapRoles"] = ""
+		g.Expect(apierrors.IsInvalid(admin.Update(ctx, cm))).To(BeTrue())
+	})
+	t.Run("an admin cannot remove the finalizer", func(t *testing.T) {
+		g := NewWithT(t)
+		cm := getAWSAuth(g)
+		cm.Finalizers = nil
+		expectForbidden(g, admin.Update(ctx, cm), "only its labels and annotations may be changed")
+	})
+	t.Run("an admin can label it", func(t *testing.T) {
+		g := NewWithT(t)
+		cm := getAWSAuth(g)
+		cm.Labels["team"] = "platform"
+		g.Expect(admin.Update(ctx, cm)).To(Succeed())
+	})
+	t.Run("the operator may not read other ConfigMaps or Secrets", func(t *testing.T) {
+		g := NewWithT(t)
+		err := operatorClient.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "extension-apiserver-authentication"}, &corev1.ConfigMap{})
+		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+		g.Expect(apierrors.IsForbidden(operatorClient.List(ctx, &corev1.SecretList{}))).To(BeTrue())
+		g.Expect(apierrors.IsForbidden(operatorClient.List(ctx, &corev1.ConfigMapList{}, client.InNamespace("kube-system")))).To(BeTrue())
+		g.Expect(apierrors.IsForbidden(operatorClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace("kube-system")))).To(BeTrue())
+	})
+	t.Run("the operator may create no other ConfigMap", func(t *testing.T) {
+		other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "not-aws-auth"}}
+		expectForbidden(NewWithT(t), operatorClient.Create(ctx, other, client.DryRunAll), "may create only kube-system/aws-auth")
+	})
+	t.Run("break-glass may delete aws-auth, and the operator heals it", func(t *testing.T) {
+		g := NewWithT(t)
+		before := getAWSAuth(g)
+		g.Expect(breakGlass.Delete(ctx, before)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			live := getAWSAuth(g)
+			g.Expect(live.UID).NotTo(Equal(before.UID))
+			g.Expect(live.DeletionTimestamp).To(BeNil())
+			g.Expect(liveEntries(g)).To(Equal(baseEntries))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+	t.Run("the operator replaces aws-auth when a mapping changes", func(t *testing.T) {
+		g := NewWithT(t)
+		m := &iamv1alpha1.IAMIdentityMapping{}
+		g.Expect(k.Get(ctx, client.ObjectKey{Name: "jane"}, m)).To(Succeed())
+		m.Spec.Groups = []iamv1alpha1.IdentityName{"ops"}
+		g.Expect(k.Update(ctx, m)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(liveEntries(g)).To(ContainElement(entry("mapUsers", userARN, "jane", "ops")))
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	})
+}
+
+func TestOperatorReportsMissingPolicies(t *testing.T) {
+	resetCluster(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	report := controllers.ProtectionReport{Reader: k}
+	g.Expect(report.Start(ctx)).To(Succeed())
+	for _, policy := range controllers.ProtectionPolicies {
+		g.Expect(policyGauge(g, policy)).To(Equal(0.0), policy)
+	}
+	protect(t)
+	g.Expect(report.Start(ctx)).To(Succeed())
+	for _, policy := range controllers.ProtectionPolicies {
+		g.Expect(policyGauge(g, policy)).To(Equal(1.0), policy)
+	}
+}
+
+func policyGauge(g Gomega, policy string) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "aws_auth_guardian_protection_policy_installed" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == policy {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	g.Expect(policy).To(BeEmpty(), "no gauge for policy %s", policy)
+	return -1
+}
+
+func TestPoliciesProtectTheCRDAndCriticalRBAC(t *testing.T) {
+	resetCluster(t)
+	protect(t)
+	applyConfig(t, "config/components/protect-rbac")
+	admin, _ := userClient(t, "alice", "system:masters")
+	breakGlass, _ := userClient(t, "bob", "system:masters", breakGlassGroup)
+	ctx := context.Background()
+	g := NewWithT(t)
+
+	// Dry runs go through admission without deleting anything.
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: controllers.CRDName}}
+	g.Eventually(func() error {
+		return admin.Delete(ctx, crd, client.DryRunAll)
+	}).WithTimeout(timeout).WithPolling(interval).Should(MatchError(ContainSubstring("Deleting the IAMIdentityMapping CRD deletes every mapping")))
+	g.Expect(breakGlass.Delete(ctx, crd, client.DryRunAll)).To(Succeed())
+
+	for _, obj := range []client.Object{
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-admin"}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "system:basic-user"}},
+	} {
+		g.Eventually(func() error {
+			return admin.Delete(ctx, obj, client.DryRunAll)
+		}).WithTimeout(timeout).WithPolling(interval).Should(MatchError(ContainSubstring("is critical to the cluster")))
+		g.Expect(breakGlass.Delete(ctx, obj, client.DryRunAll)).To(Succeed())
+	}
+	// In mutable mode the data could change; the policy refuses it.
+	mutable := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"},
+		Data:       map[string]string{"mapRoles": "- rolearn: " + nodeRoleARN + "\n  username: system:node:{{EC2PrivateDNSName}}\n  groups: [system:nodes]\n"},
+	}
+	expectForbidden(g, admin.Create(ctx, mutable.DeepCopy()), "CREATE is not allowed")
+	g.Expect(breakGlass.Create(ctx, mutable)).To(Succeed())
+	t.Cleanup(func() { _ = breakGlass.Delete(ctx, mutable) })
+	edited := mutable.DeepCopy()
+	edited.Data["mapRoles"] = ""
+	expectForbidden(g, admin.Update(ctx, edited), "only its labels and annotations may be changed")
+	g.Expect(breakGlass.Update(ctx, edited)).To(Succeed())
+
+	// Ordinary RBAC objects stay deletable.
+	ordinary := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "team-viewer"}}
+	g.Expect(admin.Create(ctx, ordinary)).To(Succeed())
+	g.Expect(admin.Delete(ctx, ordinary)).To(Succeed())
+}
