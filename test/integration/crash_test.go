@@ -28,36 +28,11 @@ import (
 // faults are injected by the real API server (ValidatingAdmissionPolicies
 // that deny one step of the replace), not by hooks in the operator.
 
-const (
-	crashNodesARN = "arn:aws:iam::111122223333:role/eks-nodes"
-	crashAdminARN = "arn:aws:iam::111122223333:role/platform/admins"
-	crashUserARN  = "arn:aws:iam::111122223333:user/ops/jane"
-)
-
-// crashBaseMappings are the mappings most crash tests start from; a fresh
-// set each call, since create fills them in.
-func crashBaseMappings() []client.Object {
-	return []client.Object{
-		mapping("nodes", withARN(crashNodesARN), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")),
-		role("admins", crashAdminARN, "system:masters"),
-		mapping("jane", withARN(crashUserARN), withUsername("jane")),
-		mapping("partner", withAccount("444455556666")),
-	}
-}
-
-// crashBaseEntries is what crashBaseMappings render, written out by hand.
-var crashBaseEntries = []awsauth.Entry{
-	entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/admins", "admins:{{SessionName}}", "system:masters"),
-	entry(awsauth.MapRoles, crashNodesARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
-	entry(awsauth.MapUsers, crashUserARN, "jane"),
-	entry(awsauth.MapAccounts, "444455556666", ""),
-}
-
-// crashChangedEntries is crashBaseEntries after crashChangeAdmins.
+// crashChangedEntries is baseEntries after crashChangeAdmins.
 var crashChangedEntries = []awsauth.Entry{
 	entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/admins", "admins:{{SessionName}}", "platform:admins"),
-	entry(awsauth.MapRoles, crashNodesARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
-	entry(awsauth.MapUsers, crashUserARN, "jane"),
+	entry(awsauth.MapRoles, nodeRoleARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
+	entry(awsauth.MapUsers, userARN, "jane"),
 	entry(awsauth.MapAccounts, "444455556666", ""),
 }
 
@@ -218,7 +193,7 @@ func crashReconcileErrors(g Gomega) float64 {
 }
 
 func TestCrashAfterDeleteBeforeFinalizerRelease(t *testing.T) {
-	op := crashStart(t, crashBaseMappings(), crashBaseEntries)
+	op := crashStart(t, baseMappings(), baseEntries)
 	g := NewWithT(t)
 	// Admission sees a patch as an UPDATE; the delete itself (which only
 	// sets deletionTimestamp, because of the finalizer) is a DELETE and
@@ -237,7 +212,7 @@ func TestCrashAfterDeleteBeforeFinalizerRelease(t *testing.T) {
 		g.Expect(live.UID).To(Equal(old.UID))
 		g.Expect(live.DeletionTimestamp).NotTo(BeNil(), "the replace did not start")
 		g.Expect(live.Finalizers).To(ContainElement(iamv1alpha1.ProtectionFinalizer))
-		g.Expect(liveEntries(g)).To(Equal(crashBaseEntries))
+		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
 	op.stop()
@@ -251,7 +226,7 @@ func TestCrashAfterDeleteBeforeFinalizerRelease(t *testing.T) {
 }
 
 func TestCrashAfterFinalizerReleaseBeforeCreate(t *testing.T) {
-	op := crashStart(t, crashBaseMappings(), crashBaseEntries)
+	op := crashStart(t, baseMappings(), baseEntries)
 	g := NewWithT(t)
 	policy := crashDeny(t, "crash-test-deny-create", nil,
 		"request.operation != 'CREATE'",
@@ -282,7 +257,7 @@ func TestCrashAfterFinalizerReleaseBeforeCreate(t *testing.T) {
 }
 
 func TestCrashDeletedByAPersonWhileOperatorDown(t *testing.T) {
-	op := crashStart(t, crashBaseMappings(), crashBaseEntries)
+	op := crashStart(t, baseMappings(), baseEntries)
 	g := NewWithT(t)
 	ctx := context.Background()
 	op.stop()
@@ -296,11 +271,11 @@ func TestCrashDeletedByAPersonWhileOperatorDown(t *testing.T) {
 		live := getAWSAuth(g)
 		g.Expect(live.UID).To(Equal(old.UID))
 		g.Expect(live.DeletionTimestamp).NotTo(BeNil())
-		g.Expect(liveEntries(g)).To(Equal(crashBaseEntries))
+		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 
 	runOperator(t, controllers.Immutable)
-	live := crashExpectConverged(t, crashBaseEntries, "nodes", "admins", "jane", "partner")
+	live := crashExpectConverged(t, baseEntries, "nodes", "admins", "jane", "partner")
 	g.Expect(live.UID).NotTo(Equal(old.UID))
 }
 
@@ -359,16 +334,16 @@ func crashWatchAbsence(t *testing.T) *crashAbsence {
 }
 
 func TestTwoOperatorsAtOnce(t *testing.T) {
-	base := append(crashBaseMappings(),
+	base := append(baseMappings(),
 		role("viewers", "arn:aws:iam::111122223333:role/viewers", "viewers"),
 		role("auditors", "arn:aws:iam::111122223333:role/auditors", "auditors"),
 	)
 	crashStart(t, base, []awsauth.Entry{
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/admins", "admins:{{SessionName}}", "system:masters"),
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/auditors", "auditors:{{SessionName}}", "auditors"),
-		entry(awsauth.MapRoles, crashNodesARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
+		entry(awsauth.MapRoles, nodeRoleARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/viewers", "viewers:{{SessionName}}", "viewers"),
-		entry(awsauth.MapUsers, crashUserARN, "jane"),
+		entry(awsauth.MapUsers, userARN, "jane"),
 		entry(awsauth.MapAccounts, "444455556666", ""),
 	})
 	// A second one, without leader election: only the preconditions on
@@ -415,7 +390,7 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/admins", "admins:{{SessionName}}", "system:masters"),
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/auditors", "auditors:{{SessionName}}", "auditors", "security"),
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/dev-0", "dev-0:{{SessionName}}", "dev"),
-		entry(awsauth.MapRoles, crashNodesARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
+		entry(awsauth.MapRoles, nodeRoleARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"),
 		entry(awsauth.MapRoles, "arn:aws:iam::111122223333:role/viewers", "viewers:{{SessionName}}", "viewers"),
 		entry(awsauth.MapUsers, "arn:aws:iam::111122223333:user/dev-4", "dev-4"),
 		entry(awsauth.MapAccounts, "444455556666", ""),

@@ -169,12 +169,7 @@ func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
 
 	// Even deleted meanwhile, aws-auth comes back with what it served.
 	g.Expect(k.Delete(ctx, before)).To(Succeed())
-	g.Eventually(func(g Gomega) {
-		live := getAWSAuth(g)
-		g.Expect(live.UID).NotTo(Equal(before.UID))
-		g.Expect(live.DeletionTimestamp).To(BeNil())
-		g.Expect(liveEntries(g)).To(Equal(baseEntries))
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	expectRecreated(g, before, baseEntries)
 }
 
 func TestRestoresFromTheBackupWithoutTheCRD(t *testing.T) {

@@ -132,3 +132,14 @@ func eventsOf(g Gomega, eventType, reason string, since time.Time) []eventsv1.Ev
 	}
 	return matching
 }
+
+// expectRecreated waits until aws-auth is a new object, not terminating,
+// holding exactly want.
+func expectRecreated(g Gomega, before *corev1.ConfigMap, want []awsauth.Entry) {
+	g.Eventually(func(g Gomega) {
+		live := getAWSAuth(g)
+		g.Expect(live.UID).NotTo(Equal(before.UID))
+		g.Expect(live.DeletionTimestamp).To(BeNil())
+		g.Expect(liveEntries(g)).To(Equal(want))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+}

@@ -110,12 +110,7 @@ func TestOperatorWithItsOwnRBACBehindThePolicies(t *testing.T) {
 	g := NewWithT(t)
 
 	runOperatorAs(t, operatorConfig, controllers.Immutable)
-	create(t,
-		mapping("nodes", withARN(nodeRoleARN), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")),
-		role("admins", adminARN, "system:masters"),
-		mapping("jane", withARN(userARN), withUsername("jane")),
-		mapping("partner", withAccount("444455556666")),
-	)
+	create(t, baseMappings()...)
 	g.Eventually(func(g Gomega) {
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 		expectReady(g, "nodes", "admins", "jane", "partner")
@@ -169,12 +164,7 @@ func TestOperatorWithItsOwnRBACBehindThePolicies(t *testing.T) {
 		g := NewWithT(t)
 		before := getAWSAuth(g)
 		g.Expect(breakGlass.Delete(ctx, before)).To(Succeed())
-		g.Eventually(func(g Gomega) {
-			live := getAWSAuth(g)
-			g.Expect(live.UID).NotTo(Equal(before.UID))
-			g.Expect(live.DeletionTimestamp).To(BeNil())
-			g.Expect(liveEntries(g)).To(Equal(baseEntries))
-		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+		expectRecreated(g, before, baseEntries)
 	})
 	t.Run("the operator replaces aws-auth when a mapping changes", func(t *testing.T) {
 		g := NewWithT(t)
