@@ -232,10 +232,12 @@ func (r *AWSAuthReconciler) getAWSAuth(ctx context.Context) (*corev1.ConfigMap, 
 	err := r.APIReader.Get(ctx, AWSAuthKey, live)
 	switch {
 	case apierrors.IsNotFound(err):
+		awsAuthPresent.Set(0)
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading aws-auth: %w", err)
 	}
+	awsAuthPresent.Set(1)
 	return live, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -45,10 +46,14 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, live *corev1.ConfigMap, d
 
 	desired := live.DeepCopy()
 	SetManaged(desired, data, r.Mode)
-	switch {
-	case equality.Semantic.DeepEqual(live, desired):
+	if equality.Semantic.DeepEqual(live, desired) {
 		return nil
-	case !ptr.Deref(live.Immutable, false) || (equality.Semantic.DeepEqual(live.Data, desired.Data) && len(live.BinaryData) == 0 && ptr.Deref(desired.Immutable, false)):
+	}
+	if drift := driftCause(live, data); drift != "" {
+		driftRestorationsTotal.WithLabelValues(drift).Inc()
+		ctrl.LoggerFrom(ctx).Info("Restoring aws-auth, changed by someone else", "drift", drift)
+	}
+	if !ptr.Deref(live.Immutable, false) || (equality.Semantic.DeepEqual(live.Data, desired.Data) && len(live.BinaryData) == 0 && ptr.Deref(desired.Immutable, false)) {
 		// The data may change in place, or only the metadata differs.
 		if err := r.Client.Update(ctx, desired); err != nil {
 			return fmt.Errorf("updating aws-auth: %w", err)
@@ -61,6 +66,26 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, live *corev1.ConfigMap, d
 		return fmt.Errorf("deleting aws-auth to replace its immutable data: %w", err)
 	}
 	return r.finishReplace(ctx, live, data, actionReplaced)
+}
+
+// driftCause says what someone else changed on a live aws-auth that differs
+// from the render, or "" when the difference comes from the mappings.
+func driftCause(live *corev1.ConfigMap, data map[string]string) string {
+	liveHash := awsauth.Hash(live.Data)
+	sameData := liveHash == awsauth.Hash(data) && len(live.BinaryData) == 0
+	// Any of our marks left says we wrote it once.
+	ours := isManaged(live) || live.Annotations[iamv1alpha1.DataHashAnnotation] != ""
+	switch {
+	case !ours && sameData:
+		return "" // taking over an adopted aws-auth
+	case !ours:
+		return "unmanaged"
+	case sameData:
+		return "metadata"
+	case liveHash != live.Annotations[iamv1alpha1.DataHashAnnotation] || len(live.BinaryData) > 0:
+		return "data"
+	}
+	return ""
 }
 
 // keep leaves aws-auth as it is when nothing may be rendered over it, and
@@ -89,10 +114,16 @@ func isManaged(cm *corev1.ConfigMap) bool {
 // once. Until the finalizer is removed the authenticator still serves the
 // old data, so the only moment without mappings is between these two calls.
 func (r *AWSAuthReconciler) finishReplace(ctx context.Context, old *corev1.ConfigMap, data map[string]string, action string) error {
+	start := time.Now()
 	if err := r.releaseFinalizer(ctx, old); err != nil {
 		return err
 	}
-	return r.create(ctx, old, data, action)
+	if err := r.create(ctx, old, data, action); err != nil {
+		return err
+	}
+	replacesTotal.Inc()
+	lastReplaceWindow.Set(time.Since(start).Seconds())
+	return nil
 }
 
 // releaseFinalizer removes our finalizer from exactly the object that was
@@ -153,10 +184,41 @@ func SetManaged(cm *corev1.ConfigMap, data map[string]string, mode ConfigMapMode
 		cm.Annotations = map[string]string{}
 	}
 	cm.Annotations[iamv1alpha1.DataHashAnnotation] = awsauth.Hash(data)
+	// aws-auth must never be part of an Argo CD application: its immutable
+	// data needs Replace and Force to sync, and a prune would lock the
+	// cluster out. These tell Argo CD to leave it alone if an application
+	// ever sees it, and the tracking marks are dropped so none claims it.
+	maps.Copy(cm.Annotations, argoCDAnnotations)
+	for _, label := range argoCDTrackingLabels {
+		delete(cm.Labels, label)
+	}
+	delete(cm.Annotations, argoCDTrackingAnnotation)
 	controllerutil.AddFinalizer(cm, iamv1alpha1.ProtectionFinalizer)
 }
 
+var (
+	argoCDAnnotations = map[string]string{
+		"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
+		"argocd.argoproj.io/sync-options":    "Prune=false,Delete=false",
+	}
+	// Argo CD tracks by the label app.kubernetes.io/instance (its default),
+	// by argocd.argoproj.io/instance, or by the annotation below.
+	argoCDTrackingLabels     = []string{"app.kubernetes.io/instance", "argocd.argoproj.io/instance"}
+	argoCDTrackingAnnotation = "argocd.argoproj.io/tracking-id"
+)
+
 func (r *AWSAuthReconciler) recordApplied(ctx context.Context, cm *corev1.ConfigMap, action string) {
+	switch action {
+	case actionCreated:
+		recreationsTotal.WithLabelValues("missing").Inc()
+	case actionRecreated:
+		recreationsTotal.WithLabelValues("deleted").Inc()
+	case actionRestored:
+		recreationsTotal.WithLabelValues("backup").Inc()
+	}
+	awsAuthPresent.Set(1)
+	renderedBytes.Set(float64(awsauth.DataSize(cm.Data)))
+	lastApply.SetToCurrentTime()
 	hash := cm.Annotations[iamv1alpha1.DataHashAnnotation]
 	entries, _ := awsauth.Parse(cm.Data)
 	ctrl.LoggerFrom(ctx).Info("Applied aws-auth", "action", action, "entries", len(entries),

@@ -9,11 +9,48 @@ import (
 // being deleted.
 const reasonCRDUnusable = "CRDUnusable"
 
-var blockedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "aws_auth_guardian_blocked_applies_total",
-	Help: "Renders not written to aws-auth because they would remove access, by guard.",
-}, []string{"reason"})
+// The operator's own metrics, beside controller-runtime's reconcile
+// metrics. Every label has a small, fixed set of values.
+var (
+	awsAuthPresent = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_aws_auth_present",
+		Help: "1 when kube-system/aws-auth exists (terminating or not), 0 when it does not, as last seen by the operator.",
+	})
+	recreationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_recreations_total",
+		Help: "aws-auth created because it was missing, by cause: deleted (it was terminating), missing, backup (restored from the backup).",
+	}, []string{"cause"})
+	driftRestorationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_drift_restorations_total",
+		Help: "Writes that undid a change made to aws-auth by someone else, by cause: metadata, data, unmanaged (recreated by someone else).",
+	}, []string{"cause"})
+	replacesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_replaces_total",
+		Help: "Replaces of aws-auth: its finalizer released and a new object created.",
+	})
+	lastReplaceWindow = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_last_replace_window_seconds",
+		Help: "Time the last replace took from releasing the old aws-auth to creating the new one: an upper bound of the moment without aws-auth.",
+	})
+	blockedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_blocked_applies_total",
+		Help: "Renders not written to aws-auth because they would remove access, by guard.",
+	}, []string{"reason"})
+	mappingsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_mappings",
+		Help: "IAMIdentityMappings by aws-auth section and Ready status.",
+	}, []string{"section", "ready"})
+	renderedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_rendered_data_bytes",
+		Help: "Size of the data last written to aws-auth, as the API server counts it against its 1 MiB (1048576 bytes) ConfigMap limit.",
+	})
+	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_last_apply_timestamp_seconds",
+		Help: "Unix time of the last successful write to aws-auth.",
+	})
+)
 
 func init() {
-	metrics.Registry.MustRegister(blockedTotal)
+	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
+		lastReplaceWindow, blockedTotal, mappingsGauge, renderedBytes, lastApply)
 }

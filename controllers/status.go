@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 // "in the live aws-auth".
 func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
 	var errs []error
+	mappingsGauge.Reset()
 	for i := range mappings {
 		m := &mappings[i]
 		outcome, rendered := resolution.Outcomes[m.Name]
@@ -32,6 +34,7 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 			outcome.Entry, outcome.Err = RenderInput(m).Entry()
 		}
 		status := desiredStatus(m, outcome, result)
+		mappingsGauge.WithLabelValues(cmp.Or(string(status.Section), "none"), string(meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady).Status)).Inc()
 		if equality.Semantic.DeepEqual(m.Status, status) {
 			continue
 		}

@@ -120,7 +120,7 @@ const (
 // +kubebuilder:printcolumn:name="ARN",type=string,JSONPath=`.spec.arn`
 // +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.spec.accountID`
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
-// +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`,priority=1
+// +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

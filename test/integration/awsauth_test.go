@@ -327,3 +327,22 @@ func TestEventsSayWhatHappened(t *testing.T) {
 		g.Expect(events).To(ContainElement(HaveField("Regarding.Name", "copy-of-admins")))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
+
+func TestAWSAuthStaysOutOfArgoCD(t *testing.T) {
+	startWithMappings(t, controllers.Immutable)
+	g := NewWithT(t)
+	ctx := context.Background()
+	cm := getAWSAuth(g)
+	g.Expect(cm.Annotations).To(HaveKeyWithValue("argocd.argoproj.io/compare-options", "IgnoreExtraneous"))
+	g.Expect(cm.Annotations).To(HaveKeyWithValue("argocd.argoproj.io/sync-options", "Prune=false,Delete=false"))
+
+	// An Argo CD application that picks aws-auth up loses its claim.
+	cm.Labels["app.kubernetes.io/instance"] = "platform"
+	cm.Annotations["argocd.argoproj.io/tracking-id"] = "platform:/ConfigMap:kube-system/aws-auth"
+	g.Expect(k.Update(ctx, cm)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		live := getAWSAuth(g)
+		g.Expect(live.Labels).NotTo(HaveKey("app.kubernetes.io/instance"))
+		g.Expect(live.Annotations).NotTo(HaveKey("argocd.argoproj.io/tracking-id"))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+}

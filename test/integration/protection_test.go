@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
@@ -195,22 +194,7 @@ func TestOperatorReportsMissingPolicies(t *testing.T) {
 }
 
 func policyGauge(g Gomega, policy string) float64 {
-	families, err := metrics.Registry.Gather()
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, f := range families {
-		if f.GetName() != "aws_auth_guardian_protection_policy_installed" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "policy" && l.GetValue() == policy {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	g.Expect(policy).To(BeEmpty(), "no gauge for policy %s", policy)
-	return -1
+	return metricValue(g, "aws_auth_guardian_protection_policy_installed", map[string]string{"policy": policy})
 }
 
 func TestPoliciesProtectTheCRDAndCriticalRBAC(t *testing.T) {
