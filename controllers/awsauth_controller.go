@@ -90,6 +90,7 @@ type AWSAuthReconciler struct {
 	controller       controller.Controller
 	watchingMappings bool
 	backupHash       string
+	systemMasters    string // the mappings granting it, as last logged
 }
 
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings,verbs=get;list;watch;create;patch;update

@@ -44,6 +44,10 @@ var (
 		Name: "aws_auth_guardian_rendered_data_bytes",
 		Help: "Size of the data last written to aws-auth, as the API server counts it against its 1 MiB (1048576 bytes) ConfigMap limit.",
 	})
+	systemMastersMappings = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_system_masters_mappings",
+		Help: "IAMIdentityMappings live in aws-auth that grant system:masters: each makes an IAM identity cluster-admin.",
+	})
 	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_last_apply_timestamp_seconds",
 		Help: "Unix time of the last successful write to aws-auth.",
@@ -52,5 +56,5 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
-		lastReplaceWindow, blockedTotal, mappingsGauge, renderedBytes, lastApply)
+		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply)
 }

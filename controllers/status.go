@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
@@ -22,6 +24,7 @@ import (
 // "in the live aws-auth".
 func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
 	var errs []error
+	var masters []string
 	mappingsGauge.Reset()
 	for i := range mappings {
 		m := &mappings[i]
@@ -34,7 +37,11 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 			outcome.Entry, outcome.Err = RenderInput(m).Entry()
 		}
 		status := desiredStatus(m, outcome, result)
-		mappingsGauge.WithLabelValues(cmp.Or(string(status.Section), "none"), string(meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady).Status)).Inc()
+		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
+		mappingsGauge.WithLabelValues(cmp.Or(string(status.Section), "none"), string(ready.Status)).Inc()
+		if ready.Status == metav1.ConditionTrue && slices.Contains(outcome.Entry.Groups, systemMasters) {
+			masters = append(masters, m.Name)
+		}
 		if equality.Semantic.DeepEqual(m.Status, status) {
 			continue
 		}
@@ -45,12 +52,28 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 			errs = append(errs, fmt.Errorf("updating status of IAMIdentityMapping %s: %w", m.Name, err))
 			continue
 		}
-		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
 		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
 			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", ready.Message)
 		}
 	}
+	r.reportSystemMasters(ctx, masters)
 	return errors.Join(errs...)
+}
+
+// systemMasters is the group that bypasses RBAC: a mapping into it makes an
+// IAM identity cluster-admin.
+const systemMasters = "system:masters"
+
+// reportSystemMasters logs the mappings that make an IAM identity
+// cluster-admin whenever that list changes, and counts them.
+func (r *AWSAuthReconciler) reportSystemMasters(ctx context.Context, names []string) {
+	systemMastersMappings.Set(float64(len(names)))
+	list := strings.Join(names, ",")
+	if list == r.systemMasters {
+		return
+	}
+	r.systemMasters = list
+	ctrl.LoggerFrom(ctx).Info("IAMIdentityMappings grant system:masters, making their IAM identities cluster-admin", "count", len(names), "mappings", names)
 }
 
 // desiredStatus is the status a mapping should show, given what became of
