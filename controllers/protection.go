@@ -18,6 +18,7 @@ var ProtectionPolicies = []string{
 	"aws-auth-guardian-protect-aws-auth",
 	"aws-auth-guardian-protect-crd",
 	"aws-auth-guardian-operator-creates",
+	"aws-auth-guardian-prevent-escalation",
 }
 
 var policyInstalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -29,7 +30,7 @@ func init() {
 	metrics.Registry.MustRegister(policyInstalled)
 }
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,resourceNames=aws-auth-guardian-protect-aws-auth;aws-auth-guardian-protect-crd;aws-auth-guardian-operator-creates,verbs=get
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,resourceNames=aws-auth-guardian-protect-aws-auth;aws-auth-guardian-protect-crd;aws-auth-guardian-operator-creates;aws-auth-guardian-prevent-escalation,verbs=get
 
 // ProtectionReport says, once at start, which protection policies are
 // installed and bound, so that a missing layer shows in the log and in
