@@ -41,7 +41,7 @@ func TestDockerBuildContextHoldsEveryPackageTheBinaryImports(t *testing.T) {
 	for decoder.More() {
 		var pkg struct {
 			ImportPath, Dir string
-			Module      *struct{ Path string }
+			Module          *struct{ Path string }
 		}
 		if err := decoder.Decode(&pkg); err != nil {
 			t.Fatal(err)
