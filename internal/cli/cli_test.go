@@ -492,9 +492,13 @@ func TestRenderIsTheOperatorsConfigMap(t *testing.T) {
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "kube-system", Name: "aws-auth",
-			Labels:      map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue},
-			Annotations: map[string]string{iamv1alpha1.DataHashAnnotation: awsauth.Hash(data)},
-			Finalizers:  []string{iamv1alpha1.ProtectionFinalizer},
+			Labels: map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue},
+			Annotations: map[string]string{
+				iamv1alpha1.DataHashAnnotation:       awsauth.Hash(data),
+				"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
+				"argocd.argoproj.io/sync-options":    "Prune=false,Delete=false",
+			},
+			Finalizers: []string{iamv1alpha1.ProtectionFinalizer},
 		},
 		Immutable: new(true),
 		Data:      data,
