@@ -52,6 +52,11 @@ test: verify-gen vet controlplane ## Run every test: unit, fuzz seeds, oracle, e
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }
 	go test -count=1 ./...
 	cd test/oracle && go test -count=1 ./...
+	cd test/deploy && go vet ./... && go test -count=1 ./...
+
+.PHONY: chart-sync
+chart-sync: ## Refresh the chart's copies of config/ (the deploy test fails while they differ).
+	cd test/deploy && go test -count=1 -run TestChartFilesMatchConfig -update .
 
 .PHONY: fuzz
 fuzz: ## Fuzz render and parse for a while each.

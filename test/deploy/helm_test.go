@@ -1,0 +1,227 @@
+package deploy
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// releaseNamespace is not the default one, so that everything the chart
+// must derive from the release namespace is seen to be derived.
+const releaseNamespace = "guardian-test"
+
+func chartDir() string { return filepath.Join(repoRoot, "charts", "aws-auth-guardian") }
+
+func kubeVersion(t *testing.T) *chartutil.KubeVersion {
+	t.Helper()
+	kv, err := chartutil.ParseKubeVersion(serverVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// helmTemplate renders the chart as `helm template` (or `helm install
+// --dry-run`) does for the envtest API server's version.
+func helmTemplate(t *testing.T, values map[string]any) (string, error) {
+	t.Helper()
+	chrt, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	install.DryRun = true
+	install.ClientOnly = true
+	install.ReleaseName = "aws-auth-guardian"
+	install.Namespace = releaseNamespace
+	install.KubeVersion = kubeVersion(t)
+	rel, err := install.Run(chrt, values)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+func helmRender(t *testing.T, values map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	manifest, err := helmTemplate(t, values)
+	if err != nil {
+		t.Fatalf("rendering the chart with %v: %v", values, err)
+	}
+	return decodeManifests(t, []byte(manifest))
+}
+
+// configRefs is what config/default installs (with the protect-rbac
+// component), with the operator's namespace replaced by ns, but the
+// Namespace, which a Helm release does not own.
+func configRefs(t *testing.T, ns string, protectRBAC bool) []ref {
+	t.Helper()
+	var refs []ref
+	for _, o := range kustomizeBuild(t, filepath.Join(repoRoot, "config", "default")) {
+		if o.GetKind() == "Namespace" {
+			continue
+		}
+		r := refOf(o)
+		r.Namespace = strings.ReplaceAll(r.Namespace, defaultNamespace, ns)
+		refs = append(refs, r)
+	}
+	if protectRBAC {
+		refs = append(refs, ref{"ValidatingAdmissionPolicy", "", protectRBACPolicy}, ref{"ValidatingAdmissionPolicyBinding", "", protectRBACPolicy})
+	}
+	return refs
+}
+
+// configObjects is the CRD, the RBAC and the admission policies of config/
+// (and the protect-rbac component), as its files say, with the operator's
+// namespace replaced by ns. They are read from the files, not from a
+// kustomize build: kustomize re-serializes a folded CEL expression with an
+// extra blank line.
+func configObjects(t *testing.T, ns string, protectRBAC bool) []*unstructured.Unstructured {
+	t.Helper()
+	var text strings.Builder
+	for _, configDir := range slices.Sorted(maps.Values(chartCopies)) {
+		if configDir == "config/components/protect-rbac" && !protectRBAC {
+			continue
+		}
+		for _, res := range kustomizationResources(t, filepath.Join(repoRoot, configDir)) {
+			data, err := os.ReadFile(filepath.Join(repoRoot, configDir, res))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text.WriteString("\n---\n")
+			text.Write(data)
+		}
+	}
+	return decodeManifests(t, []byte(strings.ReplaceAll(text.String(), defaultNamespace, ns)))
+}
+
+func TestHelmChart(t *testing.T) {
+	for name, values := range map[string]map[string]any{"defaults": nil, "protectRBAC": {"protectRBAC": true}} {
+		t.Run("lint "+name, func(t *testing.T) {
+			lint := action.NewLint()
+			lint.Strict = true
+			lint.Namespace = releaseNamespace
+			lint.KubeVersion = kubeVersion(t)
+			result := lint.Run([]string{chartDir()}, values)
+			g := NewWithT(t)
+			g.Expect(result.TotalChartsLinted).To(Equal(1))
+			g.Expect(result.Errors).To(BeEmpty(), "helm lint with %v", values)
+			for _, m := range result.Messages {
+				g.Expect(m.Severity).To(BeNumerically("<", support.WarningSev), "helm lint with %v: %s", values, m)
+			}
+		})
+	}
+
+	defaults := helmRender(t, nil)
+	withProtectRBAC := helmRender(t, map[string]any{"protectRBAC": true})
+
+	t.Run("the objects of config/default, in the release namespace", func(t *testing.T) {
+		for _, c := range []struct {
+			objs        []*unstructured.Unstructured
+			protectRBAC bool
+		}{{defaults, false}, {withProtectRBAC, true}} {
+			g := NewWithT(t)
+			g.Expect(refsOf(c.objs)).To(ConsistOf(configRefs(t, releaseNamespace, c.protectRBAC)),
+				"the chart (protectRBAC=%v) must install what config/ does", c.protectRBAC)
+			g.Expect(refsOf(c.objs)).To(ContainElements(requiredRefs(releaseNamespace, c.protectRBAC)))
+			checkNamespaces(t, c.objs, releaseNamespace)
+			checkOperator(t, c.objs, releaseNamespace)
+
+			// The same CRD, RBAC rules and bindings, and admission policies
+			// (validations, match conditions, constraints, bindings) as
+			// config/, once the namespace is the release namespace.
+			compared := 0
+			for _, w := range configObjects(t, releaseNamespace, c.protectRBAC) {
+				got := find(t, c.objs, refOf(w))
+				g.Expect(withoutMetadata(got)).To(Equal(withoutMetadata(w)), "%s differs from config/ (protectRBAC=%v)", refOf(w), c.protectRBAC)
+				compared++
+			}
+			g.Expect(compared).To(BeNumerically(">=", 16), "fewer objects than the CRD, the RBAC and the policies")
+		}
+	})
+
+	t.Run("the operator's username is the release namespace's", func(t *testing.T) {
+		g := NewWithT(t)
+		manifest, err := helmTemplate(t, map[string]any{"protectRBAC": true})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(manifest).NotTo(ContainSubstring(defaultNamespace))
+		for _, name := range []string{"aws-auth-guardian-protect-aws-auth", "aws-auth-guardian-operator-creates"} {
+			spec := find(t, defaults, ref{"ValidatingAdmissionPolicy", "", name}).Object["spec"]
+			g.Expect(spec).To(HaveKeyWithValue("matchConditions", ContainElement(HaveKeyWithValue("expression",
+				ContainSubstring("'"+operatorUsername(releaseNamespace)+"'")))), name)
+		}
+	})
+
+	t.Run("helm uninstall keeps the CRD", func(t *testing.T) {
+		crd := find(t, defaults, ref{"CustomResourceDefinition", "", crdName})
+		NewWithT(t).Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+	})
+
+	t.Run("values", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := helmRender(t, map[string]any{
+			"image":            map[string]any{"repository": "registry.example/guardian", "tag": "v9"},
+			"replicaCount":     1,
+			"configmapMode":    "mutable",
+			"maxRemovedShare":  0.25,
+			"extraArgs":        []any{"--batch-delay=1s"},
+			"privilegedGroups": []any{"platform:admins", "eks-console-admins"},
+			"resources":        map[string]any{"requests": map[string]any{"cpu": "20m"}},
+			"nodeSelector":     map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":      []any{map[string]any{"key": "critical", "operator": "Exists"}},
+			"affinity": map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
+				"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "pool", "operator": "In", "values": []any{"system"}}}}},
+			}}},
+		})
+		dep := typed[appsv1.Deployment](t, find(t, objs, ref{"Deployment", releaseNamespace, deploymentName}))
+		g.Expect(dep.Spec.Replicas).To(HaveValue(BeEquivalentTo(1)))
+		pod := dep.Spec.Template.Spec
+		g.Expect(pod.Containers[0].Image).To(Equal("registry.example/guardian:v9"))
+		g.Expect(pod.Containers[0].Args).To(ContainElements("--leader-elect", "--configmap-mode=mutable", "--max-removed-share=0.25", "--batch-delay=1s"))
+		g.Expect(pod.Containers[0].Resources.Requests.Cpu().String()).To(Equal("20m"))
+		g.Expect(pod.NodeSelector).To(Equal(map[string]string{"kubernetes.io/os": "linux"}))
+		g.Expect(pod.Tolerations).To(ConsistOf(HaveField("Key", "critical")))
+		g.Expect(pod.Affinity).To(HaveValue(HaveField("NodeAffinity", Not(BeNil()))))
+		cm := typed[corev1.ConfigMap](t, find(t, objs, ref{"ConfigMap", releaseNamespace, "aws-auth-guardian-privileged-groups"}))
+		g.Expect(cm.Data).To(HaveKeyWithValue("groups", "platform:admins, eks-console-admins"))
+		// One replica: a budget of one would block every node drain.
+		g.Expect(refsOf(objs)).NotTo(ContainElement(ref{"PodDisruptionBudget", releaseNamespace, deploymentName}))
+
+		for _, bad := range []map[string]any{
+			{"configmapMode": "readonly"},
+			{"maxRemovedShare": 2},
+			{"protectRbac": true},
+		} {
+			_, err := helmTemplate(t, bad)
+			g.Expect(err).To(MatchError(ContainSubstring("values don't meet the specifications of the schema")), "%v", bad)
+		}
+	})
+
+	t.Run("applies", func(t *testing.T) {
+		ctx := context.Background()
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name:   releaseNamespace,
+			Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
+		}}
+		NewWithT(t).Expect(client.IgnoreAlreadyExists(k.Create(ctx, ns))).To(Succeed())
+		apply(t, "test-helm", defaults)
+		expectPoliciesEnforced(t, releaseNamespace, false)
+		apply(t, "test-helm", withProtectRBAC)
+		expectPoliciesEnforced(t, releaseNamespace, true)
+	})
+}
