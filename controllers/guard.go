@@ -45,9 +45,11 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 	if regarding == nil {
 		regarding = awsAuthReference()
 	}
+	// An event note is limited to 1 KiB; the full reason is on the
+	// mappings' status.
 	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
-		"Kept aws-auth as it is: %s. To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s",
-		wipe.Message, AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash)
+		"To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s. Kept aws-auth as it is: %.600s",
+		AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash, wipe.Message)
 	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
 	return wipe, nil
 }

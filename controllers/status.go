@@ -53,7 +53,7 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 			continue
 		}
 		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
-			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", ready.Message)
+			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", "%s", ready.Message)
 		}
 	}
 	r.reportSystemMasters(ctx, masters)
@@ -68,6 +68,7 @@ const systemMasters = "system:masters"
 // cluster-admin whenever that list changes, and counts them.
 func (r *AWSAuthReconciler) reportSystemMasters(ctx context.Context, names []string) {
 	systemMastersMappings.Set(float64(len(names)))
+	slices.Sort(names) // the cache lists in no set order
 	list := strings.Join(names, ",")
 	if list == r.systemMasters {
 		return
