@@ -70,7 +70,7 @@ func CacheOptions() cache.Options {
 type AWSAuthReconciler struct {
 	// Client reads mappings from the cache and writes everything.
 	Client client.Client
-	// APIReader reads aws-auth, the CRD and the backup from the API server:
+	// APIReader reads aws-auth and the backup from the API server:
 	// decisions to delete or replace aws-auth must not rest on a cache that
 	// may lag our own last write.
 	APIReader client.Reader
@@ -89,7 +89,9 @@ type AWSAuthReconciler struct {
 
 	controller       controller.Controller
 	watchingMappings bool
-	backupHash       string
+	// lastApplied is the data this process last wrote, and knows the
+	// backup holds.
+	lastApplied map[string]string
 	systemMasters    string // the mappings granting it, as last logged
 }
 
@@ -255,7 +257,9 @@ func servedEntries(live *corev1.ConfigMap) []awsauth.Entry {
 // must not empty aws-auth).
 func (r *AWSAuthReconciler) crdUnusable(ctx context.Context) (string, error) {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Name: CRDName}, crd)
+	// From the cache: the CRD is watched, so a change to it brings us back;
+	// a round trip here would only delay healing aws-auth.
+	err := r.Client.Get(ctx, client.ObjectKey{Name: CRDName}, crd)
 	switch {
 	case apierrors.IsNotFound(err):
 		return "the IAMIdentityMapping CRD is not installed", nil

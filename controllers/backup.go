@@ -24,14 +24,13 @@ const BackupName = "aws-auth-backup"
 // +kubebuilder:rbac:groups="",namespace=aws-auth-guardian-system,resources=configmaps,verbs=create
 
 // saveBackup records data as the last applied, when it is not already.
-// The hash of what the backup holds is remembered, so a steady state costs
-// no request.
+// What the backup holds is remembered, so a steady state costs no request.
 func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]string) error {
 	hash := awsauth.Hash(data)
-	if r.backupHash == hash {
+	if r.lastApplied != nil && awsauth.Hash(r.lastApplied) == hash {
 		return nil
 	}
-	backup, err := r.loadBackup(ctx)
+	backup, err := r.readBackup(ctx)
 	if err != nil {
 		return err
 	}
@@ -51,12 +50,21 @@ func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]stri
 	if err != nil {
 		return fmt.Errorf("saving the backup of aws-auth: %w", err)
 	}
-	r.backupHash = hash
+	r.lastApplied = maps.Clone(data)
 	return nil
 }
 
-// loadBackup returns the backup, or nil when there is none.
+// loadBackup returns the data of the backup, or nil when there is none.
 func (r *AWSAuthReconciler) loadBackup(ctx context.Context) (*corev1.ConfigMap, error) {
+	if r.lastApplied != nil {
+		// Written by this process, so known without a round trip.
+		return &corev1.ConfigMap{Data: r.lastApplied}, nil
+	}
+	return r.readBackup(ctx)
+}
+
+// readBackup reads the backup from the API server, or nil when there is none.
+func (r *AWSAuthReconciler) readBackup(ctx context.Context) (*corev1.ConfigMap, error) {
 	backup := &corev1.ConfigMap{}
 	err := r.APIReader.Get(ctx, r.backupKey(), backup)
 	switch {
