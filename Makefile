@@ -58,6 +58,10 @@ test: verify-gen vet controlplane ## Run every test: unit, fuzz seeds, oracle, e
 chart-sync: ## Refresh the chart's copies of config/ (the deploy test fails while they differ).
 	cd test/deploy && go test -count=1 -run TestChartFilesMatchConfig -update .
 
+.PHONY: bench
+bench: controlplane build ## Measure heal latency, outages, bursts, scale and steady state; writes docs/benchmarks.md (about 7 minutes).
+	hack/bench.sh
+
 .PHONY: fuzz
 fuzz: ## Fuzz render and parse for a while each.
 	go test -run='^$$' -fuzz=FuzzRender -fuzztime=60s ./internal/awsauth

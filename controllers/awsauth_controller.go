@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,7 +93,11 @@ type AWSAuthReconciler struct {
 	// lastApplied is the data this process last wrote, and knows the
 	// backup holds.
 	lastApplied map[string]string
-	systemMasters    string // the mappings granting it, as last logged
+	// awsAuthChanged is raised by every event on aws-auth. Writing the
+	// status of thousands of mappings takes seconds; a deleted aws-auth
+	// must not wait for it (see reportStatus).
+	awsAuthChanged atomic.Bool
+	systemMasters  string // the mappings granting it, as last logged
 }
 
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings,verbs=get;list;watch;create;patch;update
@@ -110,8 +115,8 @@ type AWSAuthReconciler struct {
 func (r *AWSAuthReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("aws-auth").
-		Watches(&corev1.ConfigMap{}, enqueueAWSAuth(0)).
-		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0)).
+		Watches(&corev1.ConfigMap{}, enqueueAWSAuth(0, &r.awsAuthChanged)).
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0, nil)).
 		// One look at start, for a cluster where neither aws-auth nor the
 		// CRD exists yet and nothing else would say so.
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
@@ -131,14 +136,18 @@ func (r *AWSAuthReconciler) watchMappings() error {
 	// Our own status and finalizer writes do not change the generation, so
 	// they cause no work; a deletion does.
 	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}),
-		enqueueAWSAuth(r.BatchDelay), predicate.GenerationChangedPredicate{}))
+		enqueueAWSAuth(r.BatchDelay, nil), predicate.GenerationChangedPredicate{}))
 	r.watchingMappings = err == nil
 	return err
 }
 
-// enqueueAWSAuth maps every event to the one key, after delay.
-func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
+// enqueueAWSAuth maps every event to the one key, after delay, and raises
+// changed if given.
+func enqueueAWSAuth(delay time.Duration, changed *atomic.Bool) handler.EventHandler {
 	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if changed != nil {
+			changed.Store(true)
+		}
 		q.AddAfter(reconcile.Request{NamespacedName: AWSAuthKey}, delay)
 	}
 	return handler.Funcs{
@@ -160,6 +169,7 @@ func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 // Reconcile renders all mappings, brings aws-auth to the render unless a
 // guard refuses it, then reports on each mapping.
 func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	r.awsAuthChanged.Store(false) // the read below sees every change until now
 	live, err := r.getAWSAuth(ctx)
 	if err != nil {
 		return ctrl.Result{}, err

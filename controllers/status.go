@@ -27,6 +27,12 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 	var masters []string
 	mappingsGauge.Reset()
 	for i := range mappings {
+		if r.awsAuthChanged.Load() {
+			// aws-auth changed meanwhile (deleted, say): its event has
+			// queued the next reconcile, which heals it first and then
+			// writes the statuses left.
+			return errors.Join(errs...)
+		}
 		m := &mappings[i]
 		outcome, rendered := resolution.Outcomes[m.Name]
 		if !rendered {
