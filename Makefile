@@ -62,6 +62,10 @@ chart-sync: ## Refresh the chart's copies of config/ (the deploy test fails whil
 bench: controlplane build ## Measure heal latency, outages, bursts, scale and steady state; writes docs/benchmarks.md (about 7 minutes).
 	hack/bench.sh
 
+.PHONY: chaos
+chaos: controlplane build ## Random operations, kill -9, leader takeovers, API server restarts (about 5 minutes).
+	CHAOS_MANAGER_BINARY=$(BIN)/manager hack/chaos.sh
+
 .PHONY: fuzz
 fuzz: ## Fuzz render and parse for a while each.
 	go test -run='^$$' -fuzz=FuzzRender -fuzztime=60s ./internal/awsauth

@@ -28,6 +28,7 @@ func main() {
 		leaderElect                                                            bool
 		batchDelay                                                             time.Duration
 		maxRemovedShare                                                        float64
+		recheckInterval                                                        time.Duration
 	)
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
@@ -36,6 +37,7 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
+	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing after the API server was away (a watch can take a minute to come back); 0 disables it.")
 	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of aws-auth's entries one write may remove, once it has 5 or more; a larger removal is refused until allowed by annotation.")
 	flag.StringVar(&backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	zapOpts := zap.Options{}
@@ -49,6 +51,7 @@ func main() {
 		BatchDelay:      batchDelay,
 		MaxRemovedShare: maxRemovedShare,
 		BackupNamespace: backupNamespace,
+		RecheckInterval: recheckInterval,
 	}
 	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, reconciler); err != nil {
 		log.Error(err, "Manager stopped")

@@ -87,6 +87,9 @@ type AWSAuthReconciler struct {
 	MaxRemovedShare float64
 	// BackupNamespace holds the backup of the last applied data.
 	BackupNamespace string
+	// RecheckInterval bounds the time between two looks at aws-auth when no
+	// event comes; 0 waits for events only.
+	RecheckInterval time.Duration
 
 	controller       controller.Controller
 	watchingMappings bool
@@ -167,8 +170,19 @@ func enqueueAWSAuth(delay time.Duration, changed *atomic.Bool) handler.EventHand
 }
 
 // Reconcile renders all mappings, brings aws-auth to the render unless a
-// guard refuses it, then reports on each mapping.
+// guard refuses it, then reports on each mapping. It comes back after
+// RecheckInterval even without an event: after the API server was away,
+// client-go may take a minute to re-establish the watches, and a deleted
+// aws-auth must not wait that long.
 func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	result, err := r.reconcile(ctx)
+	if err == nil && r.RecheckInterval > 0 && (result.RequeueAfter == 0 || result.RequeueAfter > r.RecheckInterval) {
+		result.RequeueAfter = r.RecheckInterval
+	}
+	return result, err
+}
+
+func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) {
 	r.awsAuthChanged.Store(false) // the read below sees every change until now
 	live, err := r.getAWSAuth(ctx)
 	if err != nil {
@@ -218,6 +232,10 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 		result.served = servedEntries(live)
 	default:
 		if err := r.apply(ctx, live, data); err != nil {
+			if !lostRace(err) {
+				r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, "ApplyFailed", "Apply",
+					"Writing aws-auth failed; retrying with backoff: %.600s", err.Error())
+			}
 			return ctrl.Result{}, err
 		}
 		result.served = resolution.Entries
@@ -290,16 +308,23 @@ func (r *AWSAuthReconciler) crdUnusable(ctx context.Context) (string, error) {
 func (r *AWSAuthReconciler) holdWithoutCRD(ctx context.Context, live *corev1.ConfigMap, why string) {
 	ctrl.LoggerFrom(ctx).Info("Keeping aws-auth as it is", "reason", why)
 	blockedTotal.WithLabelValues(reasonCRDUnusable).Inc()
-	regarding := live
-	if regarding == nil {
-		regarding = awsAuthReference()
-	}
-	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
+	r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
 		"Kept aws-auth as it is (or restored it from the backup): %s", why)
 }
 
-// awsAuthReference stands for aws-auth in events when it does not exist.
-func awsAuthReference() *corev1.ConfigMap {
+// lostRace tells a write that failed because aws-auth changed meanwhile
+// (someone else wrote it; the event of that write brings us back) from a
+// real failure worth a Warning, such as an admission policy refusing it.
+func lostRace(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err)
+}
+
+// awsAuthOrReference is what events are about: the live aws-auth, or a
+// reference to it when it does not exist.
+func awsAuthOrReference(live *corev1.ConfigMap) *corev1.ConfigMap {
+	if live != nil {
+		return live
+	}
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
 }
 

@@ -88,7 +88,7 @@ func (r *AWSAuthReconciler) restoreFromBackup(ctx context.Context) error {
 	}
 	if backup == nil {
 		ctrl.LoggerFrom(ctx).Error(nil, "aws-auth is missing and there is no backup to restore it from", "backup", r.backupKey())
-		r.Recorder.Eventf(awsAuthReference(), nil,
+		r.Recorder.Eventf(awsAuthOrReference(nil), nil,
 			corev1.EventTypeWarning, "NoBackup", "Restore", "aws-auth is missing and there is no backup in %s to restore it from", r.backupKey())
 		return nil
 	}

@@ -41,13 +41,9 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 	}
 	blockedTotal.WithLabelValues(wipe.Reason).Inc()
 	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
-	regarding := live
-	if regarding == nil {
-		regarding = awsAuthReference()
-	}
 	// An event note is limited to 1 KiB; the full reason is on the
 	// mappings' status.
-	r.Recorder.Eventf(regarding, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
+	r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
 		"To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s. Kept aws-auth as it is: %.600s",
 		AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash, wipe.Message)
 	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
