@@ -88,20 +88,22 @@ docker-build: ## Build the image (needs a Docker engine).
 ##@ Deployment (current kubeconfig)
 
 .PHONY: install
-install: manifests ## Install the CRD.
+install: manifests controlplane ## Install the CRD.
 	$(KUBECTL) apply -f config/crd/bases
 
 .PHONY: uninstall
-uninstall: manifests ## Remove the CRD (and with it every mapping: see the README first).
+uninstall: manifests controlplane ## Remove the CRD (and with it every mapping: see the README first).
 	$(KUBECTL) delete -f config/crd/bases
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator.
-	$(KUBECTL) apply -k config/default
+deploy: manifests controlplane ## Deploy the operator, with the image IMG.
+	$(KUBECTL) kustomize config/default | sed 's|image: aws-auth-guardian:dev|image: $(IMG)|' | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
-undeploy: ## Remove the operator (aws-auth itself stays).
-	$(KUBECTL) delete -k config/default
+undeploy: controlplane ## Remove the operator and its policies; the CRD, the mappings and aws-auth stay.
+	$(KUBECTL) delete --ignore-not-found -k config/policy
+	$(KUBECTL) delete --ignore-not-found -k config/rbac
+	$(KUBECTL) delete --ignore-not-found -k config/manager
 
 ##@ Tools
 
