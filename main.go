@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -37,14 +39,18 @@ func main() {
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
-	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing after the API server was away (a watch can take a minute to come back); 0 disables it.")
+	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
 	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of aws-auth's entries one write may remove, once it has 5 or more; a larger removal is refused until allowed by annotation.")
 	flag.StringVar(&backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	logger := zap.New(zap.UseFlagOptions(&zapOpts))
+	ctrl.SetLogger(logger)
+	// client-go logs through klog: its watch and leader election messages
+	// belong in the same structured log.
+	klog.SetLogger(logger)
 	log := ctrl.Log.WithName("setup")
 	reconciler := &controllers.AWSAuthReconciler{
 		Mode:            controllers.ConfigMapMode(mode),

@@ -51,9 +51,11 @@ const (
 )
 
 // CacheOptions limits the manager's cache to what the reconciler reads: of
-// all ConfigMaps only aws-auth, of all CRDs only ours.
+// all ConfigMaps only aws-auth, of all CRDs only ours. Its informers get
+// their watches back as soon as the API server does (see reconnecting).
 func CacheOptions() cache.Options {
 	return cache.Options{
+		NewInformer:      newReconnectingInformer,
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {
@@ -171,9 +173,9 @@ func enqueueAWSAuth(delay time.Duration, changed *atomic.Bool) handler.EventHand
 
 // Reconcile renders all mappings, brings aws-auth to the render unless a
 // guard refuses it, then reports on each mapping. It comes back after
-// RecheckInterval even without an event: after the API server was away,
-// client-go may take a minute to re-establish the watches, and a deleted
-// aws-auth must not wait that long.
+// RecheckInterval even without an event: a watch can break without a sign
+// (a connection that hangs rather than closes), and a deleted aws-auth
+// must not wait for it.
 func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	result, err := r.reconcile(ctx)
 	if err == nil && r.RecheckInterval > 0 && (result.RequeueAfter == 0 || result.RequeueAfter > r.RecheckInterval) {
