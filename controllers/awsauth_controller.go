@@ -50,9 +50,11 @@ const (
 	Mutable ConfigMapMode = "mutable"
 )
 
-// CacheOptions limits the manager's cache to what the reconciler reads: of
-// all ConfigMaps only aws-auth, of all CRDs only ours. Its informers get
-// their watches back as soon as the API server does (see reconnecting).
+// CacheOptions limits the manager's cache to what the reconciler reads
+// from it: the mappings and, of all CRDs, only ours. aws-auth is read from
+// the API server; should a ConfigMap ever be read through the cache, it
+// holds aws-auth alone, not every ConfigMap in the cluster. Its informers
+// get their watches back as soon as the API server does (see reconnecting).
 func CacheOptions() cache.Options {
 	return cache.Options{
 		NewInformer:      newReconnectingInformer,
@@ -108,26 +110,26 @@ type AWSAuthReconciler struct {
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings,verbs=get;list;watch;create;patch;update
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=iam.aws-auth-guardian.dev,resources=iamidentitymappings/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,resourceNames=aws-auth,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,resourceNames=aws-auth,verbs=get;watch;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=kube-system,resources=configmaps,verbs=create
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=iamidentitymappings.iam.aws-auth-guardian.dev,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// SetupWithManager registers the reconciler. Mappings are watched only
-// once their CRD exists, because a watch on a missing CRD would keep the
-// manager from starting, and the part that keeps aws-auth alive must run
-// without it.
+// SetupWithManager registers the reconciler. aws-auth is watched on its
+// own (see awsAuthSource). Mappings are watched only once their CRD
+// exists, because a watch on a missing CRD would keep the manager from
+// starting, and the part that keeps aws-auth alive must run without it.
 func (r *AWSAuthReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	watcher, err := client.NewWithWatch(mgr.GetConfig(), client.Options{
+		HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+	})
+	if err != nil {
+		return err
+	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("aws-auth").
-		Watches(&corev1.ConfigMap{}, enqueueAWSAuth(0, &r.awsAuthChanged)).
-		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0, nil)).
-		// One look at start, for a cluster where neither aws-auth nor the
-		// CRD exists yet and nothing else would say so.
-		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-			q.Add(reconcile.Request{NamespacedName: AWSAuthKey})
-			return nil
-		})).
+		WatchesRawSource(r.awsAuthSource(watcher)).
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0)).
 		Build(r)
 	r.controller = c
 	return err
@@ -141,18 +143,14 @@ func (r *AWSAuthReconciler) watchMappings() error {
 	// Our own status and finalizer writes do not change the generation, so
 	// they cause no work; a deletion does.
 	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}),
-		enqueueAWSAuth(r.BatchDelay, nil), predicate.GenerationChangedPredicate{}))
+		enqueueAWSAuth(r.BatchDelay), predicate.GenerationChangedPredicate{}))
 	r.watchingMappings = err == nil
 	return err
 }
 
-// enqueueAWSAuth maps every event to the one key, after delay, and raises
-// changed if given.
-func enqueueAWSAuth(delay time.Duration, changed *atomic.Bool) handler.EventHandler {
+// enqueueAWSAuth maps every event to the one key, after delay.
+func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		if changed != nil {
-			changed.Store(true)
-		}
 		q.AddAfter(reconcile.Request{NamespacedName: AWSAuthKey}, delay)
 	}
 	return handler.Funcs{

@@ -300,7 +300,8 @@ func TestCachesNoOtherConfigMap(t *testing.T) {
 	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "not-aws-auth"}}
 	g.Expect(client.IgnoreAlreadyExists(k.Create(ctx, other))).To(Succeed())
 
-	// The cache holds aws-auth and nothing else, whatever is asked of it.
+	// aws-auth is read from the API server, but should anything read a
+	// ConfigMap through the cache, it holds aws-auth and nothing else.
 	g.Eventually(func(g Gomega) {
 		g.Expect(op.mgr.GetCache().Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})).To(Succeed())
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
