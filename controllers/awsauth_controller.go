@@ -188,6 +188,16 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if live == nil {
+		// Nobody can use the cluster while aws-auth is missing: the data
+		// last applied comes back first, before the mappings are even
+		// read, so the outage does not grow with their number. The render
+		// follows as over any live aws-auth.
+		if live, err = r.restoreLastApplied(ctx); err != nil {
+			r.reportApplyFailure(live, err)
+			return ctrl.Result{}, err
+		}
+	}
 	if why, err := r.crdUnusable(ctx); err != nil || why != "" {
 		if why != "" {
 			r.holdWithoutCRD(ctx, live, why)
@@ -219,10 +229,7 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	data, renderErr := awsauth.Render(resolution.Entries)
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
+		result.wipe = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held)
 	}
 	switch {
 	case renderErr != nil || result.wipe != nil:
@@ -232,10 +239,7 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 		result.served = servedEntries(live)
 	default:
 		if err := r.apply(ctx, live, data); err != nil {
-			if !lostRace(err) {
-				r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, "ApplyFailed", "Apply",
-					"Writing aws-auth failed; retrying with backoff: %.600s", err.Error())
-			}
+			r.reportApplyFailure(live, err)
 			return ctrl.Result{}, err
 		}
 		result.served = resolution.Entries
@@ -310,6 +314,15 @@ func (r *AWSAuthReconciler) holdWithoutCRD(ctx context.Context, live *corev1.Con
 	blockedTotal.WithLabelValues(reasonCRDUnusable).Inc()
 	r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, iamv1alpha1.ReasonBlocked, "Apply",
 		"Kept aws-auth as it is (or restored it from the backup): %s", why)
+}
+
+// reportApplyFailure warns of a write of aws-auth that failed for a reason
+// other than a lost race.
+func (r *AWSAuthReconciler) reportApplyFailure(live *corev1.ConfigMap, err error) {
+	if !lostRace(err) {
+		r.Recorder.Eventf(awsAuthOrReference(live), nil, corev1.EventTypeWarning, "ApplyFailed", "Apply",
+			"Writing aws-auth failed; retrying with backoff: %.600s", err.Error())
+	}
 }
 
 // lostRace tells a write that failed because aws-auth changed meanwhile

@@ -80,17 +80,21 @@ func (r *AWSAuthReconciler) backupKey() client.ObjectKey {
 	return client.ObjectKey{Namespace: r.BackupNamespace, Name: BackupName}
 }
 
-// restoreFromBackup recreates a missing aws-auth with the last applied data.
-func (r *AWSAuthReconciler) restoreFromBackup(ctx context.Context) error {
+// restoreLastApplied recreates a missing aws-auth with the data last
+// applied, and returns it; nil when there is nothing to restore it from
+// (a first start: the render creates it).
+func (r *AWSAuthReconciler) restoreLastApplied(ctx context.Context) (*corev1.ConfigMap, error) {
 	backup, err := r.loadBackup(ctx)
-	if err != nil {
-		return err
-	}
-	if backup == nil {
-		ctrl.LoggerFrom(ctx).Error(nil, "aws-auth is missing and there is no backup to restore it from", "backup", r.backupKey())
-		r.Recorder.Eventf(awsAuthOrReference(nil), nil,
-			corev1.EventTypeWarning, "NoBackup", "Restore", "aws-auth is missing and there is no backup in %s to restore it from", r.backupKey())
-		return nil
+	if err != nil || backup == nil {
+		return nil, err
 	}
 	return r.create(ctx, nil, backup.Data, actionRestored)
+}
+
+// reportNoBackup says that aws-auth is missing, may not be rendered, and
+// cannot be restored.
+func (r *AWSAuthReconciler) reportNoBackup(ctx context.Context) {
+	ctrl.LoggerFrom(ctx).Error(nil, "aws-auth is missing and there is no backup to restore it from", "backup", r.backupKey())
+	r.Recorder.Eventf(awsAuthOrReference(nil), nil,
+		corev1.EventTypeWarning, "NoBackup", "Restore", "aws-auth is missing and there is no backup in %s to restore it from", r.backupKey())
 }

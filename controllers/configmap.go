@@ -27,7 +27,7 @@ const (
 	actionRecreated = "Recreated" // it was being deleted
 	actionReplaced  = "Replaced"  // new data while the data is immutable
 	actionUpdated   = "Updated"   // updated in place (mutable data, or metadata restored)
-	actionRestored  = "Restored"  // recreated from the backup
+	actionRestored  = "Restored"  // it was missing; the last applied data is back
 )
 
 // apply brings aws-auth to data; live is what the API server holds (nil
@@ -37,7 +37,8 @@ const (
 func (r *AWSAuthReconciler) apply(ctx context.Context, live *corev1.ConfigMap, data map[string]string) error {
 	switch {
 	case live == nil:
-		return r.create(ctx, nil, data, actionCreated)
+		_, err := r.create(ctx, nil, data, actionCreated)
+		return err
 	case !live.DeletionTimestamp.IsZero():
 		// Someone deleted it, or a replace of ours stopped halfway: the
 		// finalizer still holds the old data in place; finish the job.
@@ -90,11 +91,13 @@ func driftCause(live *corev1.ConfigMap, data map[string]string) string {
 
 // keep leaves aws-auth as it is when nothing may be rendered over it, and
 // only makes sure it goes on existing: a deleted aws-auth comes back with
-// the data it was serving, a missing one from the backup.
+// the data it was serving. (A missing one was restored before anything
+// else, if there was anything to restore it from.)
 func (r *AWSAuthReconciler) keep(ctx context.Context, live *corev1.ConfigMap) error {
 	switch {
 	case live == nil:
-		return r.restoreFromBackup(ctx)
+		r.reportNoBackup(ctx)
+		return nil
 	case !live.DeletionTimestamp.IsZero():
 		if !isManaged(live) {
 			// Not ours to hold: recreating it would need our finalizer,
@@ -118,7 +121,7 @@ func (r *AWSAuthReconciler) finishReplace(ctx context.Context, old *corev1.Confi
 	if err := r.releaseFinalizer(ctx, old); err != nil {
 		return err
 	}
-	if err := r.create(ctx, old, data, action); err != nil {
+	if _, err := r.create(ctx, old, data, action); err != nil {
 		return err
 	}
 	replacesTotal.Inc()
@@ -149,9 +152,9 @@ func (r *AWSAuthReconciler) releaseFinalizer(ctx context.Context, old *corev1.Co
 	return nil
 }
 
-// create writes a new aws-auth with data; the labels and annotations that
-// others put on the previous object, if any, carry over.
-func (r *AWSAuthReconciler) create(ctx context.Context, previous *corev1.ConfigMap, data map[string]string, action string) error {
+// create writes a new aws-auth with data and returns it; the labels and
+// annotations that others put on the previous object, if any, carry over.
+func (r *AWSAuthReconciler) create(ctx context.Context, previous *corev1.ConfigMap, data map[string]string, action string) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
 	if previous != nil {
 		cm.Labels = maps.Clone(previous.Labels)
@@ -159,10 +162,10 @@ func (r *AWSAuthReconciler) create(ctx context.Context, previous *corev1.ConfigM
 	}
 	SetManaged(cm, data, r.Mode)
 	if err := r.Client.Create(ctx, cm); err != nil {
-		return fmt.Errorf("creating aws-auth: %w", err)
+		return nil, fmt.Errorf("creating aws-auth: %w", err)
 	}
 	r.recordApplied(ctx, cm, action)
-	return nil
+	return cm, nil
 }
 
 // SetManaged puts on cm everything this operator owns: the data, the
@@ -209,12 +212,10 @@ var (
 
 func (r *AWSAuthReconciler) recordApplied(ctx context.Context, cm *corev1.ConfigMap, action string) {
 	switch action {
-	case actionCreated:
+	case actionCreated, actionRestored:
 		recreationsTotal.WithLabelValues("missing").Inc()
 	case actionRecreated:
 		recreationsTotal.WithLabelValues("deleted").Inc()
-	case actionRestored:
-		recreationsTotal.WithLabelValues("backup").Inc()
 	}
 	awsAuthPresent.Set(1)
 	renderedBytes.Set(float64(awsauth.DataSize(cm.Data)))

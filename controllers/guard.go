@@ -11,33 +11,23 @@ import (
 )
 
 // checkWipe applies the refuse-to-wipe rules to writing data over what
-// aws-auth serves now, or, when aws-auth is gone, over the last applied
-// data; held is a refusal already decided (an adoption that would drop
-// entries). A person allows one refused render by annotating aws-auth with
-// its hash.
-func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) (*awsauth.Wipe, error) {
-	baseline := servedEntries(live)
-	if live == nil {
-		backup, err := r.loadBackup(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if backup != nil {
-			baseline, _ = awsauth.Parse(backup.Data)
-		}
-	}
+// aws-auth serves now (a missing aws-auth was restored from the last
+// applied data first, if there was any); held is a refusal already decided
+// (an adoption that would drop entries). A person allows one refused render
+// by annotating aws-auth with its hash.
+func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) *awsauth.Wipe {
 	wipe := held
 	if wipe == nil {
-		wipe = awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
+		wipe = awsauth.CheckWipe(servedEntries(live), desired, r.MaxRemovedShare)
 	}
 	if wipe == nil {
-		return nil, nil
+		return nil
 	}
 	hash := awsauth.Hash(data)
 	log := ctrl.LoggerFrom(ctx)
 	if live != nil && live.Annotations[iamv1alpha1.AllowRenderAnnotation] == hash {
 		log.Info("Writing a render a guard refused, as allowed by annotation", "guard", wipe.Reason, "sha256", hash)
-		return nil, nil
+		return nil
 	}
 	blockedTotal.WithLabelValues(wipe.Reason).Inc()
 	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
@@ -47,5 +37,5 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 		"To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s. Kept aws-auth as it is: %.600s",
 		AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash, wipe.Message)
 	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
-	return wipe, nil
+	return wipe
 }

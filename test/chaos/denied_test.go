@@ -39,7 +39,7 @@ const (
 // releases the finalizer and its create of the new aws-auth is denied, the
 // one window without aws-auth held open. It retries, with backoff, and
 // recovers once the fault is lifted; its metrics count the failures and
-// the recreation, and its events say aws-auth was created.
+// the recreation, and its events say aws-auth was restored.
 func TestCreateDeniedAfterDelete(t *testing.T) {
 	resetCluster(t)
 	ctx := testContext(t)
@@ -85,7 +85,8 @@ func TestCreateDeniedAfterDelete(t *testing.T) {
 	failures = after.sum("controller_runtime_reconcile_errors_total", "controller", "aws-auth") - errorsBefore
 	g.Expect(failures).To(BeNumerically(">=", deniedCreates))
 	// The finalizer was released, so the retry found aws-auth missing
-	// and created it: counted as a recreation of a missing aws-auth.
+	// and restored the data last applied: counted as a recreation of a
+	// missing aws-auth.
 	recreated := after.sum("aws_auth_guardian_recreations_total", "cause", "missing") - missingBefore
 	g.Expect(recreated).To(Equal(1.0))
 	g.Expect(after.sum("aws_auth_guardian_recreations_total") - recreatedBefore).To(Equal(1.0))
@@ -97,7 +98,7 @@ func TestCreateDeniedAfterDelete(t *testing.T) {
 				names = append(names, e.Reason)
 			}
 		}
-		g.Expect(names).To(ContainElement("Created"), "no event says aws-auth was created")
+		g.Expect(names).To(ContainElement("Restored"), "no event says aws-auth was restored")
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	var warned []string
 	for _, e := range operatorEvents(g, corev1.EventTypeWarning, began.Truncate(time.Second)) {
@@ -125,7 +126,7 @@ func TestCreateDeniedAfterDelete(t *testing.T) {
 	if len(warned) == 0 {
 		warned = []string{"none"}
 	}
-	figure(t, "metrics: controller_runtime_reconcile_errors_total{controller=\"aws-auth\"} +%.0f, aws_auth_guardian_recreations_total{cause=\"missing\"} +%.0f; events: Normal Created for the new aws-auth; Warning events: %s",
+	figure(t, "metrics: controller_runtime_reconcile_errors_total{controller=\"aws-auth\"} +%.0f, aws_auth_guardian_recreations_total{cause=\"missing\"} +%.0f; events: Normal Restored for the new aws-auth; Warning events: %s",
 		failures, recreated, strings.Join(warned, "; "))
 
 	// The outage the fault held open is the fault's; once lifted, the

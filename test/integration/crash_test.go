@@ -249,10 +249,12 @@ func TestCrashAfterFinalizerReleaseBeforeCreate(t *testing.T) {
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "aws-auth: %v", err)
 	runOperator(t, controllers.Immutable)
 
-	live := crashExpectConverged(t, crashChangedEntries, "nodes", "admins", "jane", "partner")
-	// The new operator says it created the missing aws-auth.
+	crashExpectConverged(t, crashChangedEntries, "nodes", "admins", "jane", "partner")
+	// The new operator brought back the data last applied (the backup)
+	// before anything else, then replaced it with the render.
 	g.Eventually(func(g Gomega) {
-		g.Expect(normalEvents(g, "Created", began)).To(ContainElement(HaveField("Regarding.UID", live.UID)))
+		g.Expect(normalEvents(g, "Restored", began)).NotTo(BeEmpty())
+		g.Expect(normalEvents(g, "Replaced", began)).NotTo(BeEmpty())
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
 
