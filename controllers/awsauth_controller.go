@@ -100,9 +100,9 @@ type AWSAuthReconciler struct {
 	// lastApplied is the data this process last wrote, and knows the
 	// backup holds.
 	lastApplied map[string]string
-	// awsAuthChanged is raised by every event on aws-auth. Writing the
-	// status of thousands of mappings takes seconds; a deleted aws-auth
-	// must not wait for it (see reportStatus).
+	// awsAuthChanged is raised by every event on aws-auth, so that a
+	// deleted aws-auth waits neither for a render of thousands of
+	// mappings (see reread) nor for their status (see reportStatus).
 	awsAuthChanged atomic.Bool
 	systemMasters  string // the mappings granting it, as last logged
 }
@@ -183,20 +183,9 @@ func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 }
 
 func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) {
-	r.awsAuthChanged.Store(false) // the read below sees every change until now
-	live, err := r.getAWSAuth(ctx)
+	live, err := r.liveAWSAuth(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
-	}
-	if live == nil {
-		// Nobody can use the cluster while aws-auth is missing: the data
-		// last applied comes back first, before the mappings are even
-		// read, so the outage does not grow with their number. The render
-		// follows as over any live aws-auth.
-		if live, err = r.restoreLastApplied(ctx); err != nil {
-			r.reportApplyFailure(live, err)
-			return ctrl.Result{}, err
-		}
 	}
 	if why, err := r.crdUnusable(ctx); err != nil || why != "" {
 		if why != "" {
@@ -210,6 +199,9 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	mappings, err := r.listMappings(ctx)
 	if err != nil {
 		return ctrl.Result{}, errors.Join(err, r.keep(ctx, live))
+	}
+	if live, err = r.reread(ctx, live); err != nil {
+		return ctrl.Result{}, err
 	}
 	adopted, err := r.adopt(ctx, live, mappings)
 	if err != nil {
@@ -227,6 +219,9 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	rendering := liveMappings(mappings)
 	resolution := awsauth.Resolve(renderInputs(rendering))
 	data, renderErr := awsauth.Render(resolution.Entries)
+	if live, err = r.reread(ctx, live); err != nil {
+		return ctrl.Result{}, err
+	}
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
 		result.wipe = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held)
@@ -252,6 +247,34 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 		)
 	}
 	return ctrl.Result{}, r.reportStatus(ctx, mappings, resolution, result)
+}
+
+// liveAWSAuth reads aws-auth from the API server. Nobody can use the
+// cluster while it is missing, so a missing one comes back at once with
+// the data last applied, before the mappings are even read, and the
+// outage does not grow with their number; the render follows as over any
+// live aws-auth. It is nil only when there is nothing to restore it from.
+func (r *AWSAuthReconciler) liveAWSAuth(ctx context.Context) (*corev1.ConfigMap, error) {
+	r.awsAuthChanged.Store(false) // the read below sees every change until now
+	live, err := r.getAWSAuth(ctx)
+	if err != nil || live != nil {
+		return live, err
+	}
+	live, err = r.restoreLastApplied(ctx)
+	if err != nil {
+		r.reportApplyFailure(nil, err)
+	}
+	return live, err
+}
+
+// reread reads aws-auth again if an event said it changed since live was
+// read: reading thousands of mappings and rendering them takes a tenth of
+// a second, and a deleted aws-auth must not wait for it.
+func (r *AWSAuthReconciler) reread(ctx context.Context, live *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+	if !r.awsAuthChanged.Load() {
+		return live, nil
+	}
+	return r.liveAWSAuth(ctx)
 }
 
 // applyResult is what the reconcile did, for the mappings' status.

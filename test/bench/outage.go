@@ -212,13 +212,14 @@ func (b *bench) reportOutage(rep *report, kind, mode string, samples []outageSam
 				"But the operator then replaces the terminating object as for any other change: it removes the finalizer, so the object goes and the authenticator gets DELETED " +
 				"(its MapStore empties every map on DELETED, pkg/mapper/configmap/configmap.go), then creates the new aws-auth (ADDED). " +
 				"The window is the same as in 2b minus the operator's reaction to the delete: one create round trip plus the watch delivery. " +
-				"Zero would need the operator to leave a terminating aws-auth in place while its data is still right, or the authenticator to keep its last map on DELETED."
+				"Zero would need the operator to leave a terminating aws-auth in place while its data is still right, or the authenticator to keep its last map on DELETED. " +
+				"The operator does not leave it, on purpose (DESIGN.md: it replaces a terminating aws-auth when it sees one): a `kubectl delete` would then hang until the next mapping change, aws-auth would show Terminating for days, and removing its finalizer (the README's break-glass step) would delete it at once, with the operator down."
 		}
 		rep.target("2c. outage per plain delete (finalizer)", "zero", outageGot(t, hit, deletes), met, zeroWhy(t, deletes)+mechanism)
 	default:
 		met := t.P99 < 20*time.Millisecond
 		name := "2b. outage per delete, finalizer bypassed"
-		why := "With the finalizer gone nothing holds aws-auth: the authenticator drops every mapping on DELETED and maps again only on the ADDED of the operator's new object, so the window is the watch delivery to the operator, its reconcile (three reads) and the create, as in 1. " +
+		why := "With the finalizer gone nothing holds aws-auth: the authenticator drops every mapping on DELETED and maps again only on the ADDED of the operator's new object, so the window is the watch delivery to the operator, its reconcile (one read) and the create, as in 1. " +
 			fmt.Sprintf("In %d of %d events the operator was still restoring the removed finalizer when the DELETE landed and healed one reconcile later (see 1). ", min(lost, len(samples)), len(samples))
 		if b.healGap != nil {
 			why += fmt.Sprintf("The bench's own watch saw aws-auth absent p99 %s here, against p99 %s in 1, where no probe runs. ", ms(summarize(absent).P99), ms(b.healGap.P99))
