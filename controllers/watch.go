@@ -48,19 +48,29 @@ func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func())
 		case err == nil:
 			failing = false
 			changed()
-			for event := range w.ResultChan() {
-				if event.Type == watch.Error {
-					// 410 Gone and the like: start over at the present.
-					break
-				}
-				changed()
-			}
-			w.Stop()
+			forward(ctx, w, changed)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Until(started.Add(ReconnectInterval))):
+		}
+	}
+}
+
+// forward calls changed on each event of w until it ends, fails (410 Gone
+// and the like: the caller starts over at the present) or ctx ends.
+func forward(ctx context.Context, w watch.Interface, changed func()) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case event, open := <-w.ResultChan():
+			if !open || event.Type == watch.Error {
+				return
+			}
+			changed()
 		}
 	}
 }
