@@ -52,11 +52,11 @@ func TestReconnectingRetriesOnlyWhileTheServerCannotBeReached(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var lists, watches int
 			lw := reconnecting(&toolscache.ListWatch{
-				ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
+				ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
 					lists++
 					return &metav1.List{}, tc.errs[lists-1]
 				},
-				WatchFunc: func(metav1.ListOptions) (watch.Interface, error) {
+				WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) {
 					watches++
 					return watch.NewFake(), tc.errs[watches-1]
 				},
@@ -79,7 +79,7 @@ func TestReconnectingStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
 	lw := reconnecting(&toolscache.ListWatch{
-		ListFunc: func(metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
 			calls++
 			if calls == 3 {
 				cancel()

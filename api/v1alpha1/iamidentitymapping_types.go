@@ -142,10 +142,6 @@ type IAMIdentityMappingList struct {
 	Items           []IAMIdentityMapping `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&IAMIdentityMapping{}, &IAMIdentityMappingList{})
-}
-
 // Names other tools rely on to recognise what aws-auth-guardian manages.
 const (
 	// ProtectionFinalizer holds aws-auth (and, later, mappings) while they

@@ -14,6 +14,7 @@ import (
 // The case matters: the authenticator ignores "maproles".
 type Section string
 
+// The sections of aws-auth, as the authenticator spells them.
 const (
 	MapRoles    Section = "mapRoles"
 	MapUsers    Section = "mapUsers"
@@ -63,7 +64,7 @@ func describeBadARN(arn string) error {
 	case !slices.Contains(Partitions, parts[1]):
 		return fmt.Errorf("%q has partition %q; the partition must be one of %s", arn, parts[1], strings.Join(Partitions, ", "))
 	case parts[2] != "iam" || parts[3] != "":
-		return fmt.Errorf("%q is not an IAM ARN: expected arn:%s:iam::<account>:...", arn, parts[1])
+		return fmt.Errorf("%q is not an IAM ARN: expected arn:%s:iam::<12-digit account>:role/<name> or ...:user/<name>", arn, parts[1])
 	case !accountID.MatchString(parts[4]):
 		return fmt.Errorf("%q has account ID %q; an account ID is exactly 12 digits", arn, parts[4])
 	case !strings.HasPrefix(parts[5], "role/") && !strings.HasPrefix(parts[5], "user/"):

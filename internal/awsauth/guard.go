@@ -13,8 +13,8 @@ const (
 	WipeTooManyRemoved = "TooManyRemoved"
 )
 
-// MinEntriesForShareGuard: below this many live entries, removing a
-// large share is ordinary (two of three, say) and is not refused.
+// MinEntriesForShareGuard is the number of live entries below which
+// removing a large share is ordinary (two of three, say) and not refused.
 const MinEntriesForShareGuard = 5
 
 // Wipe is a refusal: what would be lost, in words for a person.

@@ -16,7 +16,6 @@ import (
 
 // The builders are shared with the other test packages.
 var (
-	epoch        = awsauthtest.Epoch
 	mapping      = awsauthtest.Mapping
 	withARN      = awsauthtest.WithARN
 	withUsername = awsauthtest.WithUsername

@@ -81,7 +81,7 @@ func dockerignore(t *testing.T, path string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var patterns []string
 	scanner := bufio.NewScanner(f)
 	for scanner.Scan() {

@@ -219,7 +219,7 @@ func deniedAttempts(t *testing.T, path string) []time.Time {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []time.Time
 	scanner := bufio.NewScanner(f)
 	scanner.Buffer(make([]byte, 0, 64*1024), 4<<20)

@@ -103,7 +103,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	if os.Getenv("CHAOS_KEEP_WORKDIR") == "" {
-		defer os.RemoveAll(workDir)
+		defer func() { _ = os.RemoveAll(workDir) }()
 	} else {
 		fmt.Printf("chaos: logs and data kept in %s\n", workDir)
 	}

@@ -88,7 +88,7 @@ func freeLoopbackAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -118,7 +118,7 @@ func (r *replica) launch() (time.Time, error) {
 		r.logFile = f
 	}
 	r.starts++
-	fmt.Fprintf(r.logFile, "=== chaos: start %d of operator %s at %s\n", r.starts, r.name, time.Now().Format(time.RFC3339Nano))
+	_, _ = fmt.Fprintf(r.logFile, "=== chaos: start %d of operator %s at %s\n", r.starts, r.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(managerPath, r.args...)
 	cmd.Stdout, cmd.Stderr = r.logFile, r.logFile
 	// Killed with the test binary, should it die without cleaning up.
@@ -227,7 +227,7 @@ func (r *replica) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("readyz: %s", resp.Status)
 	}
@@ -251,7 +251,7 @@ func (r *replica) metrics(ctx context.Context) (samples, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("metrics: %s", resp.Status)
 	}

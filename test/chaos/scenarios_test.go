@@ -355,7 +355,7 @@ func stopControlPlane(t *testing.T) bool {
 	g.Eventually(func() error {
 		conn, err := net.DialTimeout("tcp", host, 100*time.Millisecond)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 			return fmt.Errorf("kube-apiserver still listens on %s", host)
 		}
 		return nil

@@ -23,10 +23,17 @@ func Mapping(name string, opts ...Option) awsauth.Mapping {
 	return m
 }
 
-func WithARN(arn string) Option     { return func(m *awsauth.Mapping) { m.ARN = arn } }
-func WithUsername(u string) Option  { return func(m *awsauth.Mapping) { m.Username = u } }
+// WithARN sets the mapping's role or user ARN.
+func WithARN(arn string) Option { return func(m *awsauth.Mapping) { m.ARN = arn } }
+
+// WithUsername sets the Kubernetes username the ARN maps to.
+func WithUsername(u string) Option { return func(m *awsauth.Mapping) { m.Username = u } }
+
+// WithGroups sets the Kubernetes groups the ARN maps to.
 func WithGroups(g ...string) Option { return func(m *awsauth.Mapping) { m.Groups = g } }
-func WithAccount(id string) Option  { return func(m *awsauth.Mapping) { m.AccountID = id } }
+
+// WithAccount makes the mapping a mapAccounts entry for the account ID.
+func WithAccount(id string) Option { return func(m *awsauth.Mapping) { m.AccountID = id } }
 
 // CreatedAfter dates the mapping d after Epoch.
 func CreatedAfter(d time.Duration) Option {
