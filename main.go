@@ -9,12 +9,12 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/klog/v2"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/cli"
@@ -26,17 +26,26 @@ func main() {
 		os.Exit(code)
 	}
 	var (
-		metricsAddr, probeAddr, leaderElectionNamespace, mode, backupNamespace string
-		leaderElect                                                            bool
-		batchDelay                                                             time.Duration
-		maxRemovedShare                                                        float64
-		recheckInterval                                                        time.Duration
+		mode, backupNamespace string
+		batchDelay            time.Duration
+		maxRemovedShare       float64
+		recheckInterval       time.Duration
 	)
+	opts := ctrl.Options{
+		LeaderElectionID:              "aws-auth-guardian.iam.aws-auth-guardian.dev",
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 new(time.Duration),
+		RenewDeadline:                 new(time.Duration),
+		RetryPeriod:                   new(time.Duration),
+	}
 	// --kubeconfig is registered by controller-runtime's config package.
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that of several replicas only one writes aws-auth.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
+	flag.StringVar(&opts.Metrics.BindAddress, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that of several replicas only one writes aws-auth.")
+	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
+	flag.DurationVar(opts.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long the other replicas wait for a leader that stopped renewing its Lease (killed, say) before one takes over: the longest aws-auth goes unwatched after a leader dies.")
+	flag.DurationVar(opts.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its Lease before it steps down; shorter than the lease duration.")
+	flag.DurationVar(opts.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the Lease.")
 	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
 	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
@@ -59,7 +68,7 @@ func main() {
 		BackupNamespace: backupNamespace,
 		RecheckInterval: recheckInterval,
 	}
-	if err := run(metricsAddr, probeAddr, leaderElect, leaderElectionNamespace, reconciler); err != nil {
+	if err := run(opts, reconciler); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
@@ -72,25 +81,22 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespace string, r *controllers.AWSAuthReconciler) error {
+func run(opts ctrl.Options, r *controllers.AWSAuthReconciler) error {
 	if r.Mode != controllers.Immutable && r.Mode != controllers.Mutable {
 		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, r.Mode)
 	}
 	if r.MaxRemovedShare < 0 || r.MaxRemovedShare > 1 {
 		return fmt.Errorf("--max-removed-share must be between 0 and 1, not %v", r.MaxRemovedShare)
 	}
-	scheme := controllers.NewScheme()
-
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(),
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:        probeAddr,
-		LeaderElection:                leaderElect,
-		LeaderElectionID:              "aws-auth-guardian.iam.aws-auth-guardian.dev",
-		LeaderElectionNamespace:       leaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-	})
+	// client-go's own rule, checked here so that a bad value stops the
+	// operator at once rather than when it first runs for leader.
+	if !(*opts.LeaseDuration > *opts.RenewDeadline && float64(*opts.RenewDeadline) > leaderelection.JitterFactor*float64(*opts.RetryPeriod) && *opts.RetryPeriod > 0) {
+		return fmt.Errorf("leader election needs --leader-election-lease-duration (%v) > --leader-election-renew-deadline (%v) > %v × --leader-election-retry-period (%v) > 0",
+			*opts.LeaseDuration, *opts.RenewDeadline, leaderelection.JitterFactor, *opts.RetryPeriod)
+	}
+	opts.Scheme = controllers.NewScheme()
+	opts.Cache = controllers.CacheOptions()
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
@@ -108,6 +114,7 @@ func run(metricsAddr, probeAddr string, leaderElect bool, leaderElectionNamespac
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "configmapMode", r.Mode, "leaderElection", leaderElect, "backupNamespace", r.BackupNamespace)
+	ctrl.Log.WithName("setup").Info("Starting manager", "configmapMode", r.Mode, "leaderElection", opts.LeaderElection,
+		"leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

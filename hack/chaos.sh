@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make chaos: the long run of test/chaos. The operator runs as its real
 # binary against the local control plane (bin/controlplane) under 1,000
-# random operations, 20 kill -9, 5 leader takeovers, 3 control plane
-# restarts and a denied create, then the figures are printed.
+# random operations, 20 kill -9, 5 leader takeovers (at the default 15s
+# lease), 3 control plane restarts and a denied create, then the figures
+# are printed.
 #
 # CHAOS_MANAGER_BINARY=bin/manager uses a binary just built (make build);
 # otherwise the test builds one. CHAOS_FLAGS adds or overrides flags, e.g.
@@ -21,6 +22,7 @@ flags=(
 	-chaos.kills=20
 	-chaos.takeovers=5
 	-chaos.apirestarts=3
+	-chaos.lease-duration=15s # the operator's default, as installed
 )
 # shellcheck disable=SC2206 # word splitting of CHAOS_FLAGS is the point
 flags+=(${CHAOS_FLAGS:-})

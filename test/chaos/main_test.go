@@ -42,10 +42,12 @@ var (
 	numOps       = flag.Int("chaos.ops", 120, "Random operations per load scenario (random ops, kills; split over the phases of the takeover scenario).")
 	numKills     = flag.Int("chaos.kills", 2, "kill -9 of the operator during the load of the kill scenario.")
 	numTakeovers = flag.Int("chaos.takeovers", 1, "Leader kills (kill -9) with two replicas under leader election.")
-	numRestarts  = flag.Int("chaos.apirestarts", 1, "Stops and restarts of the kube-apiserver and etcd under the operator.")
-	opInterval   = flag.Duration("chaos.interval", 20*time.Millisecond, "Pace of the random operations.")
-	apiDown      = flag.Duration("chaos.apidown", 2*time.Second, "How long the control plane stays down at each restart.")
-	apiGrace     = flag.Duration("chaos.apiserver-grace", 5*time.Second,
+	replicaLease = flag.Duration("chaos.lease-duration", 5*time.Second,
+		"The replicas' --leader-election-lease-duration (renew deadline 2/3 of it, retry period 1/5): a killed leader is replaced after about this long. The operator's default is 15s.")
+	numRestarts = flag.Int("chaos.apirestarts", 1, "Stops and restarts of the kube-apiserver and etcd under the operator.")
+	opInterval  = flag.Duration("chaos.interval", 20*time.Millisecond, "Pace of the random operations.")
+	apiDown     = flag.Duration("chaos.apidown", 2*time.Second, "How long the control plane stays down at each restart.")
+	apiGrace    = flag.Duration("chaos.apiserver-grace", 5*time.Second,
 		"How long kube-apiserver and etcd get to stop after SIGTERM before they are killed: kube-apiserver waits up to its request timeout (60s) for open watches.")
 	absenceBound = flag.Duration("chaos.absence-bound", 2*time.Second,
 		"Longest a Ready mapping's entry may be missing from aws-auth, outside its own changes, while an operator runs.")

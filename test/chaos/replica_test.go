@@ -67,7 +67,10 @@ func newReplica(t *testing.T, name string, leaderElect bool) *replica {
 		"--zap-time-encoding=rfc3339nano",
 	}
 	if leaderElect {
-		r.args = append(r.args, "--leader-election-namespace", operatorNamespace)
+		r.args = append(r.args, "--leader-election-namespace", operatorNamespace,
+			"--leader-election-lease-duration="+replicaLease.String(),
+			"--leader-election-renew-deadline="+(*replicaLease*2/3).String(),
+			"--leader-election-retry-period="+(*replicaLease/5).String())
 	}
 	replicasMu.Lock()
 	allReplicas = append(allReplicas, r)

@@ -167,9 +167,8 @@ func TestLeaderTakeover(t *testing.T) {
 		leader := expectOneLeader(t, a, b)
 		lease := getLease(g)
 		previous := holder(lease)
-		if lease.Spec.LeaseDurationSeconds != nil {
-			leaseDuration = *lease.Spec.LeaseDurationSeconds
-		}
+		g.Expect(lease.Spec.LeaseDurationSeconds).To(HaveValue(BeEquivalentTo(replicaLease.Seconds())), "the Lease does not have the duration the replicas were given")
+		leaseDuration = *lease.Spec.LeaseDurationSeconds
 		killed := leader.kill9(t)
 		// Work for the next leader: a person's delete of aws-auth, which
 		// the finalizer holds, and a mapping change.
