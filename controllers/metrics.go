@@ -18,7 +18,7 @@ var (
 	})
 	recreationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aws_auth_guardian_recreations_total",
-		Help: "aws-auth created because it was missing, by cause: deleted (it was terminating), missing, backup (restored from the backup).",
+		Help: "aws-auth created anew, by cause: deleted (it was terminating and was replaced) or missing (it was gone: the last applied data restored, or a first render).",
 	}, []string{"cause"})
 	driftRestorationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aws_auth_guardian_drift_restorations_total",
