@@ -175,15 +175,16 @@ func TestHelmChart(t *testing.T) {
 	t.Run("values", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := helmRender(t, map[string]any{
-			"image":            map[string]any{"repository": "registry.example/guardian", "tag": "v9"},
-			"replicaCount":     1,
-			"configmapMode":    "mutable",
-			"maxRemovedShare":  0.25,
-			"extraArgs":        []any{"--batch-delay=1s"},
-			"privilegedGroups": []any{"platform:admins", "eks-console-admins"},
-			"resources":        map[string]any{"requests": map[string]any{"cpu": "20m"}},
-			"nodeSelector":     map[string]any{"kubernetes.io/os": "linux"},
-			"tolerations":      []any{map[string]any{"key": "critical", "operator": "Exists"}},
+			"image":               map[string]any{"repository": "registry.example/guardian", "tag": "v9"},
+			"replicaCount":        1,
+			"configmapMode":       "mutable",
+			"maxRemovedShare":     0.25,
+			"extraArgs":           []any{"--batch-delay=1s"},
+			"privilegedGroups":    []any{"platform:admins", "eks-console-admins"},
+			"privilegedUsernames": []any{"ops:admin", "breakglass-*"},
+			"resources":           map[string]any{"requests": map[string]any{"cpu": "20m"}},
+			"nodeSelector":        map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":         []any{map[string]any{"key": "critical", "operator": "Exists"}},
 			"affinity": map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
 				"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "pool", "operator": "In", "values": []any{"system"}}}}},
 			}}},
@@ -199,6 +200,7 @@ func TestHelmChart(t *testing.T) {
 		g.Expect(pod.Affinity).To(HaveValue(HaveField("NodeAffinity", Not(BeNil()))))
 		cm := typed[corev1.ConfigMap](t, find(t, objs, ref{"ConfigMap", releaseNamespace, "aws-auth-guardian-privileged-groups"}))
 		g.Expect(cm.Data).To(HaveKeyWithValue("groups", "platform:admins, eks-console-admins"))
+		g.Expect(cm.Data).To(HaveKeyWithValue("usernames", "ops:admin, breakglass-*"))
 		// One replica: a budget of one would block every node drain.
 		g.Expect(refsOf(objs)).NotTo(ContainElement(ref{"PodDisruptionBudget", releaseNamespace, deploymentName}))
 
@@ -206,6 +208,8 @@ func TestHelmChart(t *testing.T) {
 			{"configmapMode": "readonly"},
 			{"maxRemovedShare": 2},
 			{"protectRbac": true},
+			{"privilegedGroups": []any{"a, b"}},
+			{"privilegedUsernames": []any{`["ops:admin"]`}},
 		} {
 			_, err := helmTemplate(t, bad)
 			g.Expect(err).To(MatchError(ContainSubstring("values don't meet the specifications of the schema")), "%v", bad)

@@ -150,13 +150,21 @@ func checkOperator(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	g.Expect(c.Ports).To(ContainElement(And(HaveField("Name", "metrics"), HaveField("ContainerPort", BeEquivalentTo(8080)))),
 		"the Service's target port names no container port")
 
+	// Every binding is the operator's, but the one that gives the
+	// break-glass group the escalate verb.
 	operator := rbacv1.Subject{Kind: "ServiceAccount", Name: serviceAccountName, Namespace: ns}
+	breakGlass := rbacv1.Subject{Kind: "Group", APIGroup: rbacv1.GroupName, Name: "aws-auth-guardian:break-glass"}
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "RoleBinding":
 			g.Expect(typed[rbacv1.RoleBinding](t, o).Subjects).To(ConsistOf(operator), "%s", refOf(o))
 		case "ClusterRoleBinding":
-			g.Expect(typed[rbacv1.ClusterRoleBinding](t, o).Subjects).To(ConsistOf(operator), "%s", refOf(o))
+			binding := typed[rbacv1.ClusterRoleBinding](t, o)
+			if binding.RoleRef.Name == "aws-auth-guardian-escalate" {
+				g.Expect(binding.Subjects).To(ConsistOf(breakGlass), "%s", refOf(o))
+				continue
+			}
+			g.Expect(binding.Subjects).To(ConsistOf(operator), "%s", refOf(o))
 		}
 	}
 
@@ -212,6 +220,9 @@ func expectPoliciesEnforced(t *testing.T, ns string, protectRBAC bool) {
 	eventually(func() error {
 		return k.Create(ctx, configMap("kube-system", "aws-auth"), client.DryRunAll)
 	}).Should(refused("kube-system/aws-auth is managed by aws-auth-guardian"))
+	eventually(func() error {
+		return k.Create(ctx, configMap(ns, "aws-auth-backup"), client.DryRunAll)
+	}).Should(refused(fmt.Sprintf("%s/aws-auth-backup is written by aws-auth-guardian alone", ns)))
 	eventually(func() error {
 		crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: crdName}}
 		return k.Delete(ctx, crd, client.DryRunAll)
