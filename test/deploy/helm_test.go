@@ -66,10 +66,10 @@ func helmRender(t *testing.T, values map[string]any) []*unstructured.Unstructure
 	return decodeManifests(t, []byte(manifest))
 }
 
-// configRefs is what config/default installs (with the protect-rbac
-// component), with the operator's namespace replaced by ns, but the
+// configRefs is what config/default installs (with the optional
+// components), with the operator's namespace replaced by ns, but the
 // Namespace, which a Helm release does not own.
-func configRefs(t *testing.T, ns string, protectRBAC bool) []ref {
+func configRefs(t *testing.T, ns string, components bool) []ref {
 	t.Helper()
 	var refs []ref
 	for _, o := range kustomizeBuild(t, filepath.Join(repoRoot, "config", "default")) {
@@ -80,22 +80,24 @@ func configRefs(t *testing.T, ns string, protectRBAC bool) []ref {
 		r.Namespace = strings.ReplaceAll(r.Namespace, defaultNamespace, ns)
 		refs = append(refs, r)
 	}
-	if protectRBAC {
-		refs = append(refs, ref{"ValidatingAdmissionPolicy", "", protectRBACPolicy}, ref{"ValidatingAdmissionPolicyBinding", "", protectRBACPolicy})
+	if components {
+		for _, name := range componentPolicies {
+			refs = append(refs, ref{"ValidatingAdmissionPolicy", "", name}, ref{"ValidatingAdmissionPolicyBinding", "", name})
+		}
 	}
 	return refs
 }
 
 // configObjects is the CRD, the RBAC and the admission policies of config/
-// (and the protect-rbac component), as its files say, with the operator's
+// (and the optional components), as its files say, with the operator's
 // namespace replaced by ns. They are read from the files, not from a
 // kustomize build: kustomize re-serializes a folded CEL expression with an
 // extra blank line.
-func configObjects(t *testing.T, ns string, protectRBAC bool) []*unstructured.Unstructured {
+func configObjects(t *testing.T, ns string, components bool) []*unstructured.Unstructured {
 	t.Helper()
 	var text strings.Builder
 	for _, configDir := range slices.Sorted(maps.Values(chartCopies)) {
-		if configDir == "config/components/protect-rbac" && !protectRBAC {
+		if strings.HasPrefix(configDir, "config/components/") && !components {
 			continue
 		}
 		for _, res := range kustomizationResources(t, filepath.Join(repoRoot, configDir)) {
@@ -110,8 +112,11 @@ func configObjects(t *testing.T, ns string, protectRBAC bool) []*unstructured.Un
 	return decodeManifests(t, []byte(strings.ReplaceAll(text.String(), defaultNamespace, ns)))
 }
 
+// withComponents are the values that render the optional components.
+var withComponents = map[string]any{"protectRBAC": true, "protectOperatorNamespace": true}
+
 func TestHelmChart(t *testing.T) {
-	for name, values := range map[string]map[string]any{"defaults": nil, "protectRBAC": {"protectRBAC": true}} {
+	for name, values := range map[string]map[string]any{"defaults": nil, "components": withComponents} {
 		t.Run("lint "+name, func(t *testing.T) {
 			lint := action.NewLint()
 			lint.Strict = true
@@ -128,17 +133,17 @@ func TestHelmChart(t *testing.T) {
 	}
 
 	defaults := helmRender(t, nil)
-	withProtectRBAC := helmRender(t, map[string]any{"protectRBAC": true})
+	withOptional := helmRender(t, withComponents)
 
 	t.Run("the objects of config/default, in the release namespace", func(t *testing.T) {
 		for _, c := range []struct {
-			objs        []*unstructured.Unstructured
-			protectRBAC bool
-		}{{defaults, false}, {withProtectRBAC, true}} {
+			objs       []*unstructured.Unstructured
+			components bool
+		}{{defaults, false}, {withOptional, true}} {
 			g := NewWithT(t)
-			g.Expect(refsOf(c.objs)).To(ConsistOf(configRefs(t, releaseNamespace, c.protectRBAC)),
-				"the chart (protectRBAC=%v) must install what config/ does", c.protectRBAC)
-			g.Expect(refsOf(c.objs)).To(ContainElements(requiredRefs(releaseNamespace, c.protectRBAC)))
+			g.Expect(refsOf(c.objs)).To(ConsistOf(configRefs(t, releaseNamespace, c.components)),
+				"the chart (components=%v) must install what config/ does", c.components)
+			g.Expect(refsOf(c.objs)).To(ContainElements(requiredRefs(releaseNamespace, c.components)))
 			checkNamespaces(t, c.objs, releaseNamespace)
 			checkOperator(t, c.objs, releaseNamespace)
 
@@ -146,9 +151,9 @@ func TestHelmChart(t *testing.T) {
 			// (validations, match conditions, constraints, bindings) as
 			// config/, once the namespace is the release namespace.
 			compared := 0
-			for _, w := range configObjects(t, releaseNamespace, c.protectRBAC) {
+			for _, w := range configObjects(t, releaseNamespace, c.components) {
 				got := find(t, c.objs, refOf(w))
-				g.Expect(withoutMetadata(got)).To(Equal(withoutMetadata(w)), "%s differs from config/ (protectRBAC=%v)", refOf(w), c.protectRBAC)
+				g.Expect(withoutMetadata(got)).To(Equal(withoutMetadata(w)), "%s differs from config/ (components=%v)", refOf(w), c.components)
 				compared++
 			}
 			g.Expect(compared).To(BeNumerically(">=", 16), "fewer objects than the CRD, the RBAC and the policies")
@@ -157,7 +162,7 @@ func TestHelmChart(t *testing.T) {
 
 	t.Run("the operator's username is the release namespace's", func(t *testing.T) {
 		g := NewWithT(t)
-		manifest, err := helmTemplate(t, map[string]any{"protectRBAC": true})
+		manifest, err := helmTemplate(t, withComponents)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(manifest).NotTo(ContainSubstring(defaultNamespace))
 		for _, name := range []string{"aws-auth-guardian-protect-aws-auth", "aws-auth-guardian-operator-creates"} {
@@ -225,7 +230,7 @@ func TestHelmChart(t *testing.T) {
 		NewWithT(t).Expect(client.IgnoreAlreadyExists(k.Create(ctx, ns))).To(Succeed())
 		apply(t, "test-helm", defaults)
 		expectPoliciesEnforced(t, releaseNamespace, false)
-		apply(t, "test-helm", withProtectRBAC)
+		apply(t, "test-helm", withOptional)
 		expectPoliciesEnforced(t, releaseNamespace, true)
 	})
 }

@@ -40,13 +40,21 @@ var policyNames = []string{
 	"aws-auth-guardian-protect-aws-auth",
 	"aws-auth-guardian-protect-crd",
 	"aws-auth-guardian-operator-creates",
+	"aws-auth-guardian-prevent-escalation",
+	"aws-auth-guardian-protect-operator-configmaps",
 }
 
-const protectRBACPolicy = "aws-auth-guardian-protect-rbac"
+// The policies of the optional components, config/components/*.
+const (
+	protectRBACPolicy              = "aws-auth-guardian-protect-rbac"
+	protectOperatorNamespacePolicy = "aws-auth-guardian-protect-operator-namespace"
+)
+
+var componentPolicies = []string{protectRBACPolicy, protectOperatorNamespacePolicy}
 
 // requiredRefs are objects every install of the operator into namespace
 // ns has, whatever else config/ adds.
-func requiredRefs(ns string, protectRBAC bool) []ref {
+func requiredRefs(ns string, components bool) []ref {
 	refs := []ref{
 		{"CustomResourceDefinition", "", crdName},
 		{"ServiceAccount", ns, serviceAccountName},
@@ -64,8 +72,8 @@ func requiredRefs(ns string, protectRBAC bool) []ref {
 		{"Service", ns, metricsServiceName},
 	}
 	names := policyNames
-	if protectRBAC {
-		names = append(slices.Clone(names), protectRBACPolicy)
+	if components {
+		names = slices.Concat(names, componentPolicies)
 	}
 	for _, n := range names {
 		refs = append(refs, ref{"ValidatingAdmissionPolicy", "", n}, ref{"ValidatingAdmissionPolicyBinding", "", n})
@@ -183,7 +191,7 @@ func operatorUsername(ns string) string {
 // RBAC alone would allow it), while aws-auth and ns/aws-auth-backup are
 // allowed; an administrator may neither create aws-auth nor delete the CRD.
 // All requests are dry runs: nothing is left behind.
-func expectPoliciesEnforced(t *testing.T, ns string, protectRBAC bool) {
+func expectPoliciesEnforced(t *testing.T, ns string, components bool) {
 	t.Helper()
 	ctx := context.Background()
 	asOperator := rest.CopyConfig(cfg)
@@ -228,9 +236,17 @@ func expectPoliciesEnforced(t *testing.T, ns string, protectRBAC bool) {
 		return k.Delete(ctx, crd, client.DryRunAll)
 	}).Should(refused("Deleting the IAMIdentityMapping CRD"))
 
-	if protectRBAC {
+	if components {
 		eventually(func() error {
 			return k.Delete(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-admin"}}, client.DryRunAll)
 		}).Should(refused("is critical to the cluster and is protected by aws-auth-guardian"))
+		token := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token", Annotations: map[string]string{"kubernetes.io/service-account.name": serviceAccountName}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+		}
+		// A member of system:masters, not of break-glass.
+		eventually(func() error {
+			return k.Create(ctx, token, client.DryRunAll)
+		}).Should(refused(fmt.Sprintf("A token Secret for %s/%s", ns, serviceAccountName)))
 	}
 }
