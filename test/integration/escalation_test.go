@@ -16,6 +16,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
 // bindClusterRole gives user the ClusterRole, cluster-wide, until the test ends.
@@ -395,4 +396,36 @@ func TestOperatorCountsSystemMastersMappings(t *testing.T) {
 	g.Eventually(func(g Gomega) float64 {
 		return metricValue(g, "aws_auth_guardian_system_masters_mappings", nil)
 	}).WithTimeout(timeout).WithPolling(interval).Should(Equal(1.0))
+}
+
+// TestMassDeleteByAnEditorLocksNobodyOut: an editor who deletes every
+// mapping (kubectl delete iim --all) revokes the ordinary ones and none
+// that admins or nodes need.
+func TestMassDeleteByAnEditorLocksNobodyOut(t *testing.T) {
+	editor := escalationSetup(t)
+	_, operatorConfig := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
+	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	create(t, baseMappings()...)
+	ctx := context.Background()
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		g.Expect(liveEntries(g)).To(Equal(baseEntries))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	var list iamv1alpha1.IAMIdentityMappingList
+	g.Expect(editor.List(ctx, &list)).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(4))
+	var refused []string
+	for i := range list.Items {
+		if err := editor.Delete(ctx, &list.Items[i]); err != nil {
+			expectForbidden(g, err, "is privileged")
+			refused = append(refused, list.Items[i].Name)
+		}
+	}
+	g.Expect(refused).To(ConsistOf("admins", "nodes", "partner"))
+	// jane's entry, the one revocation, is applied; nothing else moves.
+	g.Eventually(func(g Gomega) {
+		g.Expect(liveEntries(g)).To(Equal([]awsauth.Entry{baseEntries[0], baseEntries[1], baseEntries[3]}))
+		expectReady(g, "admins", "nodes", "partner")
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
