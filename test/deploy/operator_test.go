@@ -23,7 +23,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 )
 
-// Names fixed by DESIGN.md.
+// Names that other tools and the policies rely on: fixed, never derived.
 const (
 	defaultNamespace   = "aws-auth-guardian-system"
 	serviceAccountName = "aws-auth-guardian-controller-manager"
