@@ -35,8 +35,8 @@ func (r *AWSAuthReconciler) adopt(ctx context.Context, live *corev1.ConfigMap, e
 	if live == nil || isManaged(live) {
 		return adoption{}, nil
 	}
-	backup, err := r.loadBackup(ctx)
-	if err != nil || backup != nil {
+	_, written, err := r.record(ctx)
+	if err != nil || written {
 		return adoption{}, err
 	}
 	found := adopt.FromData(live.Data)

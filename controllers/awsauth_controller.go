@@ -100,6 +100,9 @@ type AWSAuthReconciler struct {
 	// lastApplied is the data this process last wrote, and knows the
 	// backup holds.
 	lastApplied map[string]string
+	// rejectedBackup is the resourceVersion of the backup last found
+	// written by someone else, so that it is reported once.
+	rejectedBackup string
 	// awsAuthChanged is raised by every event on aws-auth, so that a
 	// deleted aws-auth waits neither for a render of thousands of
 	// mappings (see reread) nor for their status (see reportStatus).
@@ -224,7 +227,9 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	}
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		result.wipe = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held)
+		if result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	switch {
 	case renderErr != nil || result.wipe != nil:

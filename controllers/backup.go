@@ -44,7 +44,8 @@ func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]stri
 	switch {
 	case original.ResourceVersion == "":
 		err = r.Client.Create(ctx, backup)
-	case original.Annotations[iamv1alpha1.DataHashAnnotation] != hash:
+	// The data is compared too: a forged backup may carry the right hash.
+	case original.Annotations[iamv1alpha1.DataHashAnnotation] != hash || awsauth.Hash(original.Data) != hash:
 		err = r.Client.Update(ctx, backup)
 	}
 	if err != nil {
@@ -54,13 +55,36 @@ func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]stri
 	return nil
 }
 
-// loadBackup returns the data of the backup, or nil when there is none.
-func (r *AWSAuthReconciler) loadBackup(ctx context.Context) (*corev1.ConfigMap, error) {
+// record is what the operator knows it last applied: the data this
+// process wrote, or else the backup, if it is intact. Only a record may
+// be restored, and only a record is what the guards measure a render
+// against. exists says whether there is a backup at all, intact or not:
+// if there is, the operator has written aws-auth before.
+func (r *AWSAuthReconciler) record(ctx context.Context) (data map[string]string, exists bool, err error) {
 	if r.lastApplied != nil {
 		// Written by this process, so known without a round trip.
-		return &corev1.ConfigMap{Data: r.lastApplied}, nil
+		return r.lastApplied, true, nil
 	}
-	return r.readBackup(ctx)
+	backup, err := r.readBackup(ctx)
+	if err != nil || backup == nil {
+		return nil, false, err
+	}
+	if got, want := awsauth.Hash(backup.Data), backup.Annotations[iamv1alpha1.DataHashAnnotation]; got != want || len(backup.BinaryData) > 0 {
+		// Someone else wrote it: only the operator and break-glass may
+		// (policy aws-auth-guardian-protect-operator-configmaps). Told
+		// once per version of the backup, not at every read.
+		if backup.ResourceVersion == r.rejectedBackup {
+			return nil, true, nil
+		}
+		r.rejectedBackup = backup.ResourceVersion
+		backupRejectedTotal.Inc()
+		ctrl.LoggerFrom(ctx).Error(nil, "The backup of aws-auth was changed by someone else; not restoring from it", "backup", r.backupKey(), "sha256", got, "annotated", want)
+		r.Recorder.Eventf(backup, nil, corev1.EventTypeWarning, "BackupRejected", "Restore",
+			"The data of %s does not match its %s annotation (%.12s, annotated %.12q): someone else wrote it, so aws-auth is not restored from it; the render of the mappings is used instead and the backup is rewritten",
+			r.backupKey(), iamv1alpha1.DataHashAnnotation, got, want)
+		return nil, true, nil
+	}
+	return backup.Data, true, nil
 }
 
 // readBackup reads the backup from the API server, or nil when there is none.
@@ -81,14 +105,14 @@ func (r *AWSAuthReconciler) backupKey() client.ObjectKey {
 }
 
 // restoreLastApplied recreates a missing aws-auth with the data last
-// applied, and returns it; nil when there is nothing to restore it from
-// (a first start: the render creates it).
+// applied, and returns it; nil when there is no intact record to restore
+// it from (a first start, or a forged backup: the render creates it).
 func (r *AWSAuthReconciler) restoreLastApplied(ctx context.Context) (*corev1.ConfigMap, error) {
-	backup, err := r.loadBackup(ctx)
-	if err != nil || backup == nil {
+	data, _, err := r.record(ctx)
+	if err != nil || data == nil {
 		return nil, err
 	}
-	return r.create(ctx, nil, backup.Data, actionRestored)
+	return r.create(ctx, nil, data, actionRestored)
 }
 
 // reportNoBackup says that aws-auth is missing, may not be rendered, and

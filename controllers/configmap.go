@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -129,25 +130,31 @@ func (r *AWSAuthReconciler) finishReplace(ctx context.Context, old *corev1.Confi
 	return nil
 }
 
-// releaseFinalizer removes our finalizer from exactly the object that was
-// deleted: the patch tests its UID and the finalizer's position, so it
-// cannot touch a newer aws-auth.
+// releaseFinalizer lets exactly the object that was deleted go: the patch
+// tests its UID and its finalizers as read, so it cannot touch a newer
+// aws-auth. It removes every finalizer, not only ours: a foreign one
+// would hold the old object, and with it every replace, forever (the
+// admission policy keeps others from adding one, but not one added
+// before it was installed).
 func (r *AWSAuthReconciler) releaseFinalizer(ctx context.Context, old *corev1.ConfigMap) error {
-	i := slices.Index(old.Finalizers, iamv1alpha1.ProtectionFinalizer)
-	if i < 0 {
+	if len(old.Finalizers) == 0 {
 		return nil
 	}
-	at := fmt.Sprintf("/metadata/finalizers/%d", i)
 	patch, err := json.Marshal([]map[string]any{
 		{"op": "test", "path": "/metadata/uid", "value": old.UID},
-		{"op": "test", "path": at, "value": iamv1alpha1.ProtectionFinalizer},
-		{"op": "remove", "path": at},
+		{"op": "test", "path": "/metadata/finalizers", "value": old.Finalizers},
+		{"op": "remove", "path": "/metadata/finalizers"},
 	})
 	if err != nil {
 		return err
 	}
 	if err := r.Client.Patch(ctx, old.DeepCopy(), client.RawPatch(types.JSONPatchType, patch)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("releasing the deleted aws-auth: %w", err)
+	}
+	if foreign := slices.DeleteFunc(slices.Clone(old.Finalizers), func(f string) bool { return f == iamv1alpha1.ProtectionFinalizer }); len(foreign) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Removed finalizers of someone else from the deleted aws-auth", "finalizers", foreign)
+		r.Recorder.Eventf(old, nil, corev1.EventTypeWarning, "ForeignFinalizersRemoved", "Replace",
+			"Removed finalizers %.400s from the deleted aws-auth: they would have held it, and kept the new aws-auth from being created", strings.Join(foreign, ", "))
 	}
 	return nil
 }

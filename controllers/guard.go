@@ -10,24 +10,36 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// checkWipe applies the refuse-to-wipe rules to writing data over what
-// aws-auth serves now (a missing aws-auth was restored from the last
-// applied data first, if there was any); held is a refusal already decided
-// (an adoption that would drop entries). A person allows one refused render
+// checkWipe applies the refuse-to-wipe rules to writing data; held is a
+// refusal already decided (an adoption that would drop entries). The
+// rules measure what the render removes from the operator's record (what
+// it last applied), not from whatever aws-auth holds: entries someone else
+// added are drift, undone at once, and must not hold the render back
+// (forged entries plus filler would otherwise stay live under
+// TooManyRemoved). Without a record (adoption, a forged backup) they
+// measure against the live aws-auth. A person allows one refused render
 // by annotating aws-auth with its hash.
-func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) *awsauth.Wipe {
+func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) (*awsauth.Wipe, error) {
 	wipe := held
 	if wipe == nil {
-		wipe = awsauth.CheckWipe(servedEntries(live), desired, r.MaxRemovedShare)
+		applied, _, err := r.record(ctx)
+		if err != nil {
+			return nil, err
+		}
+		baseline := servedEntries(live)
+		if applied != nil {
+			baseline, _ = awsauth.Parse(applied)
+		}
+		wipe = awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
 	}
 	if wipe == nil {
-		return nil
+		return nil, nil
 	}
 	hash := awsauth.Hash(data)
 	log := ctrl.LoggerFrom(ctx)
 	if live != nil && live.Annotations[iamv1alpha1.AllowRenderAnnotation] == hash {
 		log.Info("Writing a render a guard refused, as allowed by annotation", "guard", wipe.Reason, "sha256", hash)
-		return nil
+		return nil, nil
 	}
 	blockedTotal.WithLabelValues(wipe.Reason).Inc()
 	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
@@ -37,5 +49,5 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 		"To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s. Kept aws-auth as it is: %.600s",
 		AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash, wipe.Message)
 	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
-	return wipe
+	return wipe, nil
 }

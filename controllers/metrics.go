@@ -48,6 +48,10 @@ var (
 		Name: "aws_auth_guardian_system_masters_mappings",
 		Help: "IAMIdentityMappings live in aws-auth that grant system:masters: each makes an IAM identity cluster-admin.",
 	})
+	backupRejectedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_backup_rejected_total",
+		Help: "Reads of the aws-auth-backup ConfigMap whose data did not match its hash annotation (written by someone else), and so were neither restored nor used as the guards' record.",
+	})
 	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_last_apply_timestamp_seconds",
 		Help: "Unix time of the last successful write to aws-auth.",
@@ -56,5 +60,5 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
-		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply)
+		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply, backupRejectedTotal)
 }
