@@ -36,8 +36,11 @@ type IAMIdentityMappingSpec struct {
 
 	// username is the Kubernetes username the identity gets, for example
 	// admin:{{SessionName}} or system:node:{{EC2PrivateDNSName}}. Required
-	// with arn, forbidden with accountID.
+	// with arn, forbidden with accountID. A template other than
+	// {{AccountID}} may only follow a fixed prefix that ends in ':', since
+	// whoever assumes the role chooses the session name.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '').contains('{{') || (self.replace('{{AccountID}}', '').contains(':') && self.replace('{{AccountID}}', '').indexOf(':') < self.replace('{{AccountID}}', '').indexOf('{{'))",message="username must start with a fixed prefix that ends in ':' before its first template, such as team:{{SessionName}} ({{AccountID}} may come first): whoever assumes the role chooses the session name, and with it the rest of the username"
 	Username IdentityName `json:"username,omitempty"`
 
 	// groups are the Kubernetes groups the identity gets, for example

@@ -84,6 +84,9 @@ func (m Mapping) Entry() (Entry, error) {
 	if err := validName("username", m.Username, MaxUsernameLength, section); err != nil {
 		return Entry{}, err
 	}
+	if err := assumerChoosesPrefix(m.Username); err != nil {
+		return Entry{}, err
+	}
 	if len(m.Groups) > MaxGroups {
 		return Entry{}, fmt.Errorf("groups has %d items; at most %d are allowed", len(m.Groups), MaxGroups)
 	}
@@ -129,6 +132,20 @@ func validName(field, value string, maxLength int, section Section) error {
 	}
 	if section != MapRoles && slices.ContainsFunc(RoleTemplates, func(t string) bool { return strings.Contains(value, t) }) {
 		return fmt.Errorf("%s uses %s, which the authenticator expands only for roles", field, strings.Join(RoleTemplates, ""))
+	}
+	return nil
+}
+
+// assumerChoosesPrefix refuses a username whose first template comes
+// before its first ':'. Whoever assumes a role chooses its session name, so
+// {{SessionName}}:x (or {{SessionName}} alone) lets them pick a username
+// such as system:kube-controller-manager. {{AccountID}} is fixed by the
+// account and may come first. The CRD schema runs the same check.
+func assumerChoosesPrefix(username string) error {
+	rest := strings.ReplaceAll(username, "{{AccountID}}", "")
+	template := strings.Index(rest, "{{")
+	if colon := strings.Index(rest, ":"); template >= 0 && (colon < 0 || colon > template) {
+		return fmt.Errorf("username must start with a fixed prefix that ends in ':' before its first template, such as team:{{SessionName}} ({{AccountID}} may come first): whoever assumes the role chooses the session name, and with it the rest of the username")
 	}
 	return nil
 }

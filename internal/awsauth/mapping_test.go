@@ -81,6 +81,12 @@ func TestMappingEntry(t *testing.T) {
 			want:    accountEntry(acct),
 		},
 
+		{name: "account ID template before the prefix", mapping: mapping("a", withARN(admins), withUsername("{{AccountID}}:{{SessionName}}")), want: roleEntry(admins, "{{AccountID}}:{{SessionName}}")},
+		{name: "session name as the whole username", mapping: mapping("a", withARN(admins), withUsername("{{SessionName}}")), wantErr: []string{"username", "fixed prefix", "team:{{SessionName}}"}},
+		{name: "session name before the first colon", mapping: mapping("a", withARN(admins), withUsername("{{SessionName}}:admin")), wantErr: []string{"username", "fixed prefix"}},
+		{name: "raw session name glued to a prefix", mapping: mapping("a", withARN(admins), withUsername("sys{{SessionNameRaw}}:x")), wantErr: []string{"username", "fixed prefix"}},
+		{name: "access key ID without a colon", mapping: mapping("a", withARN(alice), withUsername("key-{{AccessKeyID}}")), wantErr: []string{"username", "fixed prefix"}},
+		{name: "only an account ID and a session name", mapping: mapping("a", withARN(admins), withUsername("{{AccountID}}{{SessionName}}")), wantErr: []string{"username", "fixed prefix"}},
 		{name: "both arn and accountID", mapping: mapping("a", withARN(admins), withUsername("admin"), withAccount(acct)), wantErr: []string{"arn", "accountID", "both"}},
 		{name: "neither arn nor accountID", mapping: mapping("a", withUsername("admin")), wantErr: []string{"arn", "accountID"}},
 		{name: "accountID with username", mapping: mapping("a", withAccount(acct), withUsername("admin")), wantErr: []string{"username", "accountID"}},

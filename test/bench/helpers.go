@@ -43,7 +43,7 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// Names fixed by DESIGN.md.
+// Names that other tools and the policies rely on: fixed, never derived.
 const (
 	awsAuthNamespace  = "kube-system"
 	awsAuthName       = "aws-auth"

@@ -213,7 +213,7 @@ func (b *bench) reportOutage(rep *report, kind, mode string, samples []outageSam
 				"(its MapStore empties every map on DELETED, pkg/mapper/configmap/configmap.go), then creates the new aws-auth (ADDED). " +
 				"The window is the same as in 2b minus the operator's reaction to the delete: one create round trip plus the watch delivery. " +
 				"Zero would need the operator to leave a terminating aws-auth in place while its data is still right, or the authenticator to keep its last map on DELETED. " +
-				"The operator does not leave it, on purpose (DESIGN.md: it replaces a terminating aws-auth when it sees one): a `kubectl delete` would then hang until the next mapping change, aws-auth would show Terminating for days, and removing its finalizer (the README's break-glass step) would delete it at once, with the operator down."
+				"The operator does not leave it, on purpose (it replaces a terminating aws-auth when it sees one): a `kubectl delete` would then hang until the next mapping change, aws-auth would show Terminating for days, and removing its finalizer (the README's break-glass step) would delete it at once, with the operator down."
 		}
 		rep.target("2c. outage per plain delete (finalizer)", "zero", outageGot(t, hit, deletes), met, zeroWhy(t, deletes)+mechanism)
 	default:

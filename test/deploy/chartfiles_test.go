@@ -18,10 +18,11 @@ var update = flag.Bool("update", false, "rewrite the chart's copies of config/ (
 // file there; the namespace aws-auth-guardian-system becomes the release
 // namespace.
 var chartCopies = map[string]string{
-	"crd":                     "config/crd",
-	"rbac":                    "config/rbac",
-	"policy":                  "config/policy",
-	"components/protect-rbac": "config/components/protect-rbac",
+	"crd":                                   "config/crd",
+	"rbac":                                  "config/rbac",
+	"policy":                                "config/policy",
+	"components/protect-rbac":               "config/components/protect-rbac",
+	"components/protect-operator-namespace": "config/components/protect-operator-namespace",
 }
 
 // TestChartFilesMatchConfig fails when a copy under the chart's files/ is

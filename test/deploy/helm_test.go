@@ -66,10 +66,10 @@ func helmRender(t *testing.T, values map[string]any) []*unstructured.Unstructure
 	return decodeManifests(t, []byte(manifest))
 }
 
-// configRefs is what config/default installs (with the protect-rbac
-// component), with the operator's namespace replaced by ns, but the
+// configRefs is what config/default installs (with the optional
+// components), with the operator's namespace replaced by ns, but the
 // Namespace, which a Helm release does not own.
-func configRefs(t *testing.T, ns string, protectRBAC bool) []ref {
+func configRefs(t *testing.T, ns string, components bool) []ref {
 	t.Helper()
 	var refs []ref
 	for _, o := range kustomizeBuild(t, filepath.Join(repoRoot, "config", "default")) {
@@ -80,22 +80,24 @@ func configRefs(t *testing.T, ns string, protectRBAC bool) []ref {
 		r.Namespace = strings.ReplaceAll(r.Namespace, defaultNamespace, ns)
 		refs = append(refs, r)
 	}
-	if protectRBAC {
-		refs = append(refs, ref{"ValidatingAdmissionPolicy", "", protectRBACPolicy}, ref{"ValidatingAdmissionPolicyBinding", "", protectRBACPolicy})
+	if components {
+		for _, name := range componentPolicies {
+			refs = append(refs, ref{"ValidatingAdmissionPolicy", "", name}, ref{"ValidatingAdmissionPolicyBinding", "", name})
+		}
 	}
 	return refs
 }
 
 // configObjects is the CRD, the RBAC and the admission policies of config/
-// (and the protect-rbac component), as its files say, with the operator's
+// (and the optional components), as its files say, with the operator's
 // namespace replaced by ns. They are read from the files, not from a
 // kustomize build: kustomize re-serializes a folded CEL expression with an
 // extra blank line.
-func configObjects(t *testing.T, ns string, protectRBAC bool) []*unstructured.Unstructured {
+func configObjects(t *testing.T, ns string, components bool) []*unstructured.Unstructured {
 	t.Helper()
 	var text strings.Builder
 	for _, configDir := range slices.Sorted(maps.Values(chartCopies)) {
-		if configDir == "config/components/protect-rbac" && !protectRBAC {
+		if strings.HasPrefix(configDir, "config/components/") && !components {
 			continue
 		}
 		for _, res := range kustomizationResources(t, filepath.Join(repoRoot, configDir)) {
@@ -110,8 +112,11 @@ func configObjects(t *testing.T, ns string, protectRBAC bool) []*unstructured.Un
 	return decodeManifests(t, []byte(strings.ReplaceAll(text.String(), defaultNamespace, ns)))
 }
 
+// withComponents are the values that render the optional components.
+var withComponents = map[string]any{"protectRBAC": true, "protectOperatorNamespace": true}
+
 func TestHelmChart(t *testing.T) {
-	for name, values := range map[string]map[string]any{"defaults": nil, "protectRBAC": {"protectRBAC": true}} {
+	for name, values := range map[string]map[string]any{"defaults": nil, "components": withComponents} {
 		t.Run("lint "+name, func(t *testing.T) {
 			lint := action.NewLint()
 			lint.Strict = true
@@ -128,17 +133,17 @@ func TestHelmChart(t *testing.T) {
 	}
 
 	defaults := helmRender(t, nil)
-	withProtectRBAC := helmRender(t, map[string]any{"protectRBAC": true})
+	withOptional := helmRender(t, withComponents)
 
 	t.Run("the objects of config/default, in the release namespace", func(t *testing.T) {
 		for _, c := range []struct {
-			objs        []*unstructured.Unstructured
-			protectRBAC bool
-		}{{defaults, false}, {withProtectRBAC, true}} {
+			objs       []*unstructured.Unstructured
+			components bool
+		}{{defaults, false}, {withOptional, true}} {
 			g := NewWithT(t)
-			g.Expect(refsOf(c.objs)).To(ConsistOf(configRefs(t, releaseNamespace, c.protectRBAC)),
-				"the chart (protectRBAC=%v) must install what config/ does", c.protectRBAC)
-			g.Expect(refsOf(c.objs)).To(ContainElements(requiredRefs(releaseNamespace, c.protectRBAC)))
+			g.Expect(refsOf(c.objs)).To(ConsistOf(configRefs(t, releaseNamespace, c.components)),
+				"the chart (components=%v) must install what config/ does", c.components)
+			g.Expect(refsOf(c.objs)).To(ContainElements(requiredRefs(releaseNamespace, c.components)))
 			checkNamespaces(t, c.objs, releaseNamespace)
 			checkOperator(t, c.objs, releaseNamespace)
 
@@ -146,9 +151,9 @@ func TestHelmChart(t *testing.T) {
 			// (validations, match conditions, constraints, bindings) as
 			// config/, once the namespace is the release namespace.
 			compared := 0
-			for _, w := range configObjects(t, releaseNamespace, c.protectRBAC) {
+			for _, w := range configObjects(t, releaseNamespace, c.components) {
 				got := find(t, c.objs, refOf(w))
-				g.Expect(withoutMetadata(got)).To(Equal(withoutMetadata(w)), "%s differs from config/ (protectRBAC=%v)", refOf(w), c.protectRBAC)
+				g.Expect(withoutMetadata(got)).To(Equal(withoutMetadata(w)), "%s differs from config/ (components=%v)", refOf(w), c.components)
 				compared++
 			}
 			g.Expect(compared).To(BeNumerically(">=", 16), "fewer objects than the CRD, the RBAC and the policies")
@@ -157,7 +162,7 @@ func TestHelmChart(t *testing.T) {
 
 	t.Run("the operator's username is the release namespace's", func(t *testing.T) {
 		g := NewWithT(t)
-		manifest, err := helmTemplate(t, map[string]any{"protectRBAC": true})
+		manifest, err := helmTemplate(t, withComponents)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(manifest).NotTo(ContainSubstring(defaultNamespace))
 		for _, name := range []string{"aws-auth-guardian-protect-aws-auth", "aws-auth-guardian-operator-creates"} {
@@ -175,15 +180,16 @@ func TestHelmChart(t *testing.T) {
 	t.Run("values", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := helmRender(t, map[string]any{
-			"image":            map[string]any{"repository": "registry.example/guardian", "tag": "v9"},
-			"replicaCount":     1,
-			"configmapMode":    "mutable",
-			"maxRemovedShare":  0.25,
-			"extraArgs":        []any{"--batch-delay=1s"},
-			"privilegedGroups": []any{"platform:admins", "eks-console-admins"},
-			"resources":        map[string]any{"requests": map[string]any{"cpu": "20m"}},
-			"nodeSelector":     map[string]any{"kubernetes.io/os": "linux"},
-			"tolerations":      []any{map[string]any{"key": "critical", "operator": "Exists"}},
+			"image":               map[string]any{"repository": "registry.example/guardian", "tag": "v9"},
+			"replicaCount":        1,
+			"configmapMode":       "mutable",
+			"maxRemovedShare":     0.25,
+			"extraArgs":           []any{"--batch-delay=1s"},
+			"privilegedGroups":    []any{"platform:admins", "eks-console-admins"},
+			"privilegedUsernames": []any{"ops:admin", "breakglass-*"},
+			"resources":           map[string]any{"requests": map[string]any{"cpu": "20m"}},
+			"nodeSelector":        map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":         []any{map[string]any{"key": "critical", "operator": "Exists"}},
 			"affinity": map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
 				"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "pool", "operator": "In", "values": []any{"system"}}}}},
 			}}},
@@ -199,6 +205,7 @@ func TestHelmChart(t *testing.T) {
 		g.Expect(pod.Affinity).To(HaveValue(HaveField("NodeAffinity", Not(BeNil()))))
 		cm := typed[corev1.ConfigMap](t, find(t, objs, ref{"ConfigMap", releaseNamespace, "aws-auth-guardian-privileged-groups"}))
 		g.Expect(cm.Data).To(HaveKeyWithValue("groups", "platform:admins, eks-console-admins"))
+		g.Expect(cm.Data).To(HaveKeyWithValue("usernames", "ops:admin, breakglass-*"))
 		// One replica: a budget of one would block every node drain.
 		g.Expect(refsOf(objs)).NotTo(ContainElement(ref{"PodDisruptionBudget", releaseNamespace, deploymentName}))
 
@@ -206,6 +213,8 @@ func TestHelmChart(t *testing.T) {
 			{"configmapMode": "readonly"},
 			{"maxRemovedShare": 2},
 			{"protectRbac": true},
+			{"privilegedGroups": []any{"a, b"}},
+			{"privilegedUsernames": []any{`["ops:admin"]`}},
 		} {
 			_, err := helmTemplate(t, bad)
 			g.Expect(err).To(MatchError(ContainSubstring("values don't meet the specifications of the schema")), "%v", bad)
@@ -221,7 +230,7 @@ func TestHelmChart(t *testing.T) {
 		NewWithT(t).Expect(client.IgnoreAlreadyExists(k.Create(ctx, ns))).To(Succeed())
 		apply(t, "test-helm", defaults)
 		expectPoliciesEnforced(t, releaseNamespace, false)
-		apply(t, "test-helm", withProtectRBAC)
+		apply(t, "test-helm", withOptional)
 		expectPoliciesEnforced(t, releaseNamespace, true)
 	})
 }

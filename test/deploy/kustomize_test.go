@@ -37,7 +37,9 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 
 	want := append(requiredRefs(defaultNamespace, false), ref{"Namespace", "", defaultNamespace})
 	g.Expect(refsOf(objs)).To(ContainElements(want))
-	g.Expect(refsOf(objs)).NotTo(ContainElement(HaveField("Name", protectRBACPolicy)), "protect-rbac is opt-in")
+	for _, name := range componentPolicies {
+		g.Expect(refsOf(objs)).NotTo(ContainElement(HaveField("Name", name)), "%s is opt-in", name)
+	}
 	checkNamespaces(t, objs, defaultNamespace)
 	checkOperator(t, objs, defaultNamespace)
 	nsObj := typed[corev1.Namespace](t, find(t, objs, ref{"Namespace", "", defaultNamespace}))
@@ -54,7 +56,7 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 		applyCustomResources(t, "test-kustomize", samples)
 	})
 
-	t.Run("protect-rbac component", func(t *testing.T) {
+	t.Run("optional components", func(t *testing.T) {
 		// What the README tells a person to write: config/default plus the
 		// component, from a kustomization of their own (kustomize takes
 		// relative paths only).
@@ -67,13 +69,17 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 			return r
 		}
 		kustomization := "resources:\n- " + rel("config", "default") + "\n" +
-			"components:\n- " + rel("config", "components", "protect-rbac") + "\n"
+			"components:\n- " + rel("config", "components", "protect-rbac") + "\n" +
+			"- " + rel("config", "components", "protect-operator-namespace") + "\n"
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		objs := kustomizeBuild(t, dir)
-		NewWithT(t).Expect(refsOf(objs)).To(ConsistOf(append(refsOf(kustomizeBuild(t, filepath.Join(repoRoot, "config", "default"))),
-			ref{"ValidatingAdmissionPolicy", "", protectRBACPolicy}, ref{"ValidatingAdmissionPolicyBinding", "", protectRBACPolicy})))
+		want := refsOf(kustomizeBuild(t, filepath.Join(repoRoot, "config", "default")))
+		for _, name := range componentPolicies {
+			want = append(want, ref{"ValidatingAdmissionPolicy", "", name}, ref{"ValidatingAdmissionPolicyBinding", "", name})
+		}
+		NewWithT(t).Expect(refsOf(objs)).To(ConsistOf(want))
 		apply(t, "test-kustomize", objs)
 		expectPoliciesEnforced(t, defaultNamespace, true)
 	})

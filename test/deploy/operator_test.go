@@ -23,7 +23,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 )
 
-// Names fixed by DESIGN.md.
+// Names that other tools and the policies rely on: fixed, never derived.
 const (
 	defaultNamespace   = "aws-auth-guardian-system"
 	serviceAccountName = "aws-auth-guardian-controller-manager"
@@ -40,13 +40,21 @@ var policyNames = []string{
 	"aws-auth-guardian-protect-aws-auth",
 	"aws-auth-guardian-protect-crd",
 	"aws-auth-guardian-operator-creates",
+	"aws-auth-guardian-prevent-escalation",
+	"aws-auth-guardian-protect-operator-configmaps",
 }
 
-const protectRBACPolicy = "aws-auth-guardian-protect-rbac"
+// The policies of the optional components, config/components/*.
+const (
+	protectRBACPolicy              = "aws-auth-guardian-protect-rbac"
+	protectOperatorNamespacePolicy = "aws-auth-guardian-protect-operator-namespace"
+)
+
+var componentPolicies = []string{protectRBACPolicy, protectOperatorNamespacePolicy}
 
 // requiredRefs are objects every install of the operator into namespace
 // ns has, whatever else config/ adds.
-func requiredRefs(ns string, protectRBAC bool) []ref {
+func requiredRefs(ns string, components bool) []ref {
 	refs := []ref{
 		{"CustomResourceDefinition", "", crdName},
 		{"ServiceAccount", ns, serviceAccountName},
@@ -64,8 +72,8 @@ func requiredRefs(ns string, protectRBAC bool) []ref {
 		{"Service", ns, metricsServiceName},
 	}
 	names := policyNames
-	if protectRBAC {
-		names = append(slices.Clone(names), protectRBACPolicy)
+	if components {
+		names = slices.Concat(names, componentPolicies)
 	}
 	for _, n := range names {
 		refs = append(refs, ref{"ValidatingAdmissionPolicy", "", n}, ref{"ValidatingAdmissionPolicyBinding", "", n})
@@ -150,13 +158,21 @@ func checkOperator(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	g.Expect(c.Ports).To(ContainElement(And(HaveField("Name", "metrics"), HaveField("ContainerPort", BeEquivalentTo(8080)))),
 		"the Service's target port names no container port")
 
+	// Every binding is the operator's, but the one that gives the
+	// break-glass group the escalate verb.
 	operator := rbacv1.Subject{Kind: "ServiceAccount", Name: serviceAccountName, Namespace: ns}
+	breakGlass := rbacv1.Subject{Kind: "Group", APIGroup: rbacv1.GroupName, Name: "aws-auth-guardian:break-glass"}
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "RoleBinding":
 			g.Expect(typed[rbacv1.RoleBinding](t, o).Subjects).To(ConsistOf(operator), "%s", refOf(o))
 		case "ClusterRoleBinding":
-			g.Expect(typed[rbacv1.ClusterRoleBinding](t, o).Subjects).To(ConsistOf(operator), "%s", refOf(o))
+			binding := typed[rbacv1.ClusterRoleBinding](t, o)
+			if binding.RoleRef.Name == "aws-auth-guardian-escalate" {
+				g.Expect(binding.Subjects).To(ConsistOf(breakGlass), "%s", refOf(o))
+				continue
+			}
+			g.Expect(binding.Subjects).To(ConsistOf(operator), "%s", refOf(o))
 		}
 	}
 
@@ -175,7 +191,7 @@ func operatorUsername(ns string) string {
 // RBAC alone would allow it), while aws-auth and ns/aws-auth-backup are
 // allowed; an administrator may neither create aws-auth nor delete the CRD.
 // All requests are dry runs: nothing is left behind.
-func expectPoliciesEnforced(t *testing.T, ns string, protectRBAC bool) {
+func expectPoliciesEnforced(t *testing.T, ns string, components bool) {
 	t.Helper()
 	ctx := context.Background()
 	asOperator := rest.CopyConfig(cfg)
@@ -213,13 +229,24 @@ func expectPoliciesEnforced(t *testing.T, ns string, protectRBAC bool) {
 		return k.Create(ctx, configMap("kube-system", "aws-auth"), client.DryRunAll)
 	}).Should(refused("kube-system/aws-auth is managed by aws-auth-guardian"))
 	eventually(func() error {
+		return k.Create(ctx, configMap(ns, "aws-auth-backup"), client.DryRunAll)
+	}).Should(refused(fmt.Sprintf("%s/aws-auth-backup is written by aws-auth-guardian alone", ns)))
+	eventually(func() error {
 		crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: crdName}}
 		return k.Delete(ctx, crd, client.DryRunAll)
 	}).Should(refused("Deleting the IAMIdentityMapping CRD"))
 
-	if protectRBAC {
+	if components {
 		eventually(func() error {
 			return k.Delete(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-admin"}}, client.DryRunAll)
 		}).Should(refused("is critical to the cluster and is protected by aws-auth-guardian"))
+		token := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token", Annotations: map[string]string{"kubernetes.io/service-account.name": serviceAccountName}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+		}
+		// A member of system:masters, not of break-glass.
+		eventually(func() error {
+			return k.Create(ctx, token, client.DryRunAll)
+		}).Should(refused(fmt.Sprintf("A token Secret for %s/%s", ns, serviceAccountName)))
 	}
 }

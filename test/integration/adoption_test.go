@@ -76,6 +76,29 @@ func TestAdoptsAnExistingAWSAuth(t *testing.T) {
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
 
+// TestAdoptsBehindThePolicies: every entry of a real aws-auth is
+// privileged (system:masters, system:nodes, a whole account), and the
+// operator, which holds no escalate verb, still adopts them all under
+// its one exemption.
+func TestAdoptsBehindThePolicies(t *testing.T) {
+	resetCluster(t)
+	create(t, eksAWSAuth(""))
+	applyConfig(t, "config/rbac")
+	protect(t)
+	_, operatorConfig := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
+	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(getAWSAuth(g).Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))
+		g.Expect(liveEntries(g)).To(Equal(servedBefore))
+		var list iamv1alpha1.IAMIdentityMappingList
+		g.Expect(k.List(context.Background(), &list)).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(len(servedBefore)))
+		for _, m := range list.Items {
+			expectReady(g, m.Name)
+		}
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+}
+
 func TestAdoptionWaitsForAPersonOnUnrepresentableEntries(t *testing.T) {
 	began := time.Now().Truncate(time.Second)
 	unrepresentable := `- rolearn: arn:aws:iam::12345:role/typo

@@ -1,7 +1,7 @@
 {{/*
 Object names are fixed, not derived from the release name: the operator and
-its admission policies look for one another by these names (see the
-project's DESIGN.md), and a cluster has one aws-auth, so one install.
+its admission policies look for one another by these names, and a
+cluster has one aws-auth, so one install.
 */}}
 {{- define "aws-auth-guardian.serviceAccountName" -}}
 aws-auth-guardian-controller-manager
