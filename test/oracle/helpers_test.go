@@ -168,3 +168,14 @@ func dump(data map[string]string) string {
 	}
 	return b.String()
 }
+
+// asUsername keeps a generated name to usernames the CRD admits: its first
+// template, {{AccountID}} aside, must follow a ':' (else whoever assumes
+// the role picks the prefix); other names get the prefix "u:".
+func asUsername(name string) string {
+	rest := strings.ReplaceAll(name, "{{AccountID}}", "")
+	if t := strings.Index(rest, "{{"); t >= 0 && !strings.Contains(rest[:t], ":") {
+		return "u:" + name
+	}
+	return name
+}

@@ -124,7 +124,7 @@ func (g gen) mapping(name string) awsauth.Mapping {
 	switch g.IntN(10) {
 	case 0, 1, 2, 3, 4:
 		m.ARN = fmt.Sprintf("arn:%s:iam::%s:role/%s%s", partition, g.account(), g.path(), g.iamName())
-		m.Username = g.name(true, awsauth.MaxUsernameLength)
+		m.Username = asUsername(g.name(true, awsauth.MaxUsernameLength-2))
 		m.Groups = g.groups(true)
 		if g.IntN(5) == 0 {
 			m.Username = "system:node:{{EC2PrivateDNSName}}"
@@ -132,7 +132,7 @@ func (g gen) mapping(name string) awsauth.Mapping {
 		}
 	case 5, 6, 7, 8:
 		m.ARN = fmt.Sprintf("arn:%s:iam::%s:user/%s%s", partition, g.account(), g.path(), g.iamName())
-		m.Username = g.name(false, awsauth.MaxUsernameLength)
+		m.Username = asUsername(g.name(false, awsauth.MaxUsernameLength-2))
 		m.Groups = g.groups(false)
 	default:
 		m.AccountID = g.account()

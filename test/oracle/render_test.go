@@ -88,8 +88,8 @@ func TestRenderMatchesAuthenticator(t *testing.T) {
 				var ms []awsauth.Mapping
 				for i, n := range misreadNames {
 					ms = append(ms,
-						mapping(fmt.Sprintf("r%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:role/r%03d", acct, i)), withUsername(n), withGroups(n, "x"+n, n+"x")),
-						mapping(fmt.Sprintf("u%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:user/u%03d", acct, i)), withUsername(n), withGroups(n)))
+						mapping(fmt.Sprintf("r%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:role/r%03d", acct, i)), withUsername(asUsername(n)), withGroups(n, "x"+n, n+"x")),
+						mapping(fmt.Sprintf("u%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:user/u%03d", acct, i)), withUsername(asUsername(n)), withGroups(n)))
 				}
 				return ms
 			}(),
@@ -99,7 +99,7 @@ func TestRenderMatchesAuthenticator(t *testing.T) {
 			mappings: func() []awsauth.Mapping {
 				var ms []awsauth.Mapping
 				for i, n := range unicodeNames {
-					ms = append(ms, mapping(fmt.Sprintf("r%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:role/r%03d", acct, i)), withUsername(n), withGroups(n, "g:"+n)))
+					ms = append(ms, mapping(fmt.Sprintf("r%03d", i), withARN(fmt.Sprintf("arn:aws:iam::%s:role/r%03d", acct, i)), withUsername(asUsername(n)), withGroups(n, "g:"+n)))
 				}
 				return ms
 			}(),
