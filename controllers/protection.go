@@ -295,7 +295,6 @@ func defaultedMatch(m *admissionregistrationv1.MatchResources) *admissionregistr
 	return m
 }
 
-
 // differingFields names the top-level JSON fields in which want and live
 // differ. Through JSON, an empty list and a missing one are the same, as
 // they are to the API server.
