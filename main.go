@@ -4,8 +4,10 @@
 package main
 
 import (
+	"embed"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -20,6 +22,13 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/cli"
 )
 
+// policyFiles are the admission policies as released, built in so that the
+// operator can tell an installed policy from a disarmed copy of it. The
+// embed lives here because go:embed cannot reach above its package.
+//
+//go:embed config/policy/*.yaml
+var policyFiles embed.FS
+
 func main() {
 	// `manager import` and `manager render` work offline, for GitOps and CI.
 	if handled, code := cli.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); handled {
@@ -30,6 +39,7 @@ func main() {
 		batchDelay            time.Duration
 		maxRemovedShare       float64
 		recheckInterval       time.Duration
+		protectionInterval    time.Duration
 	)
 	opts := ctrl.Options{
 		LeaderElectionID:              "aws-auth-guardian.iam.aws-auth-guardian.dev",
@@ -49,6 +59,7 @@ func main() {
 	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
 	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
+	flag.DurationVar(&protectionInterval, "protection-check-interval", 10*time.Second, "How often the operator checks that the admission policies of config/policy are installed as shipped and bound with Deny.")
 	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of aws-auth's entries one write may remove, once it has 5 or more; a larger removal is refused until allowed by annotation.")
 	flag.StringVar(&backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	zapOpts := zap.Options{}
@@ -68,7 +79,7 @@ func main() {
 		BackupNamespace: backupNamespace,
 		RecheckInterval: recheckInterval,
 	}
-	if err := run(opts, reconciler); err != nil {
+	if err := run(opts, reconciler, protectionInterval); err != nil {
 		log.Error(err, "Manager stopped")
 		os.Exit(1)
 	}
@@ -81,7 +92,7 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-func run(opts ctrl.Options, r *controllers.AWSAuthReconciler) error {
+func run(opts ctrl.Options, r *controllers.AWSAuthReconciler, protectionInterval time.Duration) error {
 	if r.Mode != controllers.Immutable && r.Mode != controllers.Mutable {
 		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, r.Mode)
 	}
@@ -94,6 +105,17 @@ func run(opts ctrl.Options, r *controllers.AWSAuthReconciler) error {
 		return fmt.Errorf("leader election needs --leader-election-lease-duration (%v) > --leader-election-renew-deadline (%v) > %v × --leader-election-retry-period (%v) > 0",
 			*opts.LeaseDuration, *opts.RenewDeadline, leaderelection.JitterFactor, *opts.RetryPeriod)
 	}
+	if protectionInterval <= 0 {
+		return fmt.Errorf("--protection-check-interval must be positive, not %v", protectionInterval)
+	}
+	policyDir, err := fs.Sub(policyFiles, "config/policy")
+	if err != nil {
+		return err
+	}
+	shipped, err := controllers.ParseShippedPolicies(policyDir)
+	if err != nil {
+		return fmt.Errorf("reading the built-in admission policies: %w", err)
+	}
 	opts.Scheme = controllers.NewScheme()
 	opts.Cache = controllers.CacheOptions()
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts)
@@ -105,7 +127,7 @@ func run(opts ctrl.Options, r *controllers.AWSAuthReconciler) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
 	}
-	if err := mgr.Add(controllers.ProtectionReport{Reader: mgr.GetAPIReader()}); err != nil {
+	if err := mgr.Add(&controllers.ProtectionReport{Reader: mgr.GetAPIReader(), Shipped: shipped, Interval: protectionInterval}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -1,14 +1,31 @@
 package controllers
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
 )
 
 // ProtectionPolicies are the admission policies of config/policy, each
@@ -19,67 +36,293 @@ var ProtectionPolicies = []string{
 	"aws-auth-guardian-protect-crd",
 	"aws-auth-guardian-operator-creates",
 	"aws-auth-guardian-prevent-escalation",
+	"aws-auth-guardian-protect-operator-configmaps",
 }
 
 var policyInstalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "aws_auth_guardian_protection_policy_installed",
-	Help: "1 when the admission policy is installed and bound, 0 when not, as seen at start.",
+	Help: "1 when the admission policy is installed as shipped and its binding of the same name denies, 0 when not; checked periodically.",
 }, []string{"policy"})
 
 func init() {
 	metrics.Registry.MustRegister(policyInstalled)
 }
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,resourceNames=aws-auth-guardian-protect-aws-auth;aws-auth-guardian-protect-crd;aws-auth-guardian-operator-creates;aws-auth-guardian-prevent-escalation,verbs=get
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,resourceNames=aws-auth-guardian-protect-aws-auth;aws-auth-guardian-protect-crd;aws-auth-guardian-operator-creates;aws-auth-guardian-prevent-escalation;aws-auth-guardian-protect-operator-configmaps,verbs=get
 
-// ProtectionReport says, once at start, which protection policies are
-// installed and bound, so that a missing layer shows in the log and in
-// aws_auth_guardian_protection_policy_installed. Every replica reports,
-// leader or not: a missing layer is worth seeing wherever one looks.
+// ShippedPolicy is an admission policy of config/policy and its binding of
+// the same name, as the release ships them.
+type ShippedPolicy struct {
+	Policy  *admissionregistrationv1.ValidatingAdmissionPolicy
+	Binding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+}
+
+// ParseShippedPolicies reads the policies and bindings of every *.yaml in
+// fsys but kustomization.yaml, keyed by name. Other objects (the parameter
+// ConfigMap of prevent-escalation) are skipped.
+func ParseShippedPolicies(fsys fs.FS) (map[string]ShippedPolicy, error) {
+	files, err := fs.Glob(fsys, "*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	shipped := map[string]ShippedPolicy{}
+	for _, file := range files {
+		if path.Base(file) == "kustomization.yaml" {
+			continue
+		}
+		data, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			return nil, err
+		}
+		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			doc, err := reader.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			var meta metav1.TypeMeta
+			if err := yaml.Unmarshal(doc, &meta); err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+			if meta.APIVersion != admissionregistrationv1.SchemeGroupVersion.String() {
+				continue
+			}
+			switch meta.Kind {
+			case "ValidatingAdmissionPolicy":
+				p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+				if err := yaml.UnmarshalStrict(doc, p); err != nil {
+					return nil, fmt.Errorf("%s: %w", file, err)
+				}
+				s := shipped[p.Name]
+				s.Policy = p
+				shipped[p.Name] = s
+			case "ValidatingAdmissionPolicyBinding":
+				b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+				if err := yaml.UnmarshalStrict(doc, b); err != nil {
+					return nil, fmt.Errorf("%s: %w", file, err)
+				}
+				s := shipped[b.Name]
+				s.Binding = b
+				shipped[b.Name] = s
+			}
+		}
+	}
+	for name, s := range shipped {
+		if s.Policy == nil || s.Binding == nil {
+			return nil, fmt.Errorf("admission policy %s is shipped without its binding of the same name, or the binding without its policy", name)
+		}
+	}
+	return shipped, nil
+}
+
+// ProtectionReport checks, at start and every Interval, that each
+// protection policy is installed as shipped and bound with Deny, so that a
+// missing or disarmed layer shows in the log and in
+// aws_auth_guardian_protection_policy_installed. A cluster-admin can disarm
+// a policy without deleting it (a binding set to Warn, a validation set to
+// true): existence alone says nothing. Every replica reports, leader or
+// not: a missing layer is worth seeing wherever one looks.
 type ProtectionReport struct {
 	Reader client.Reader
+	// Shipped are the policies of config/policy, as built into the binary.
+	Shipped map[string]ShippedPolicy
+	// Interval between checks; 10s when zero.
+	Interval time.Duration
+	// Log receives one line each time a policy's state changes; the
+	// "protection" logger when unset.
+	Log logr.Logger
 }
 
 // NeedLeaderElection is false: the report reads, it never writes.
-func (ProtectionReport) NeedLeaderElection() bool { return false }
+func (*ProtectionReport) NeedLeaderElection() bool { return false }
 
-// Start reports and returns.
-func (p ProtectionReport) Start(ctx context.Context) error {
-	return reportProtection(ctx, p.Reader)
+// Start checks until ctx ends.
+func (p *ProtectionReport) Start(ctx context.Context) error {
+	log := p.Log
+	if log.GetSink() == nil {
+		log = ctrl.Log.WithName("protection")
+	}
+	interval := p.Interval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	// What was last logged per policy: a state is logged when it changes,
+	// not at every check.
+	last := map[string]string{}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		p.check(ctx, log, last)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
 }
 
-func reportProtection(ctx context.Context, reader client.Reader) error {
-	log := ctrl.Log.WithName("protection")
-	var missing []string
+func (p *ProtectionReport) check(ctx context.Context, log logr.Logger, last map[string]string) {
 	for _, name := range ProtectionPolicies {
-		bound, err := policyBound(ctx, reader, name)
+		problem, err := policyProblem(ctx, p.Reader, name, p.Shipped)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return
+			}
+			// The state is unknown: the gauge keeps its value rather than
+			// fire an alert for one failed read.
+			state := "unreadable: " + err.Error()
+			if last[name] != state {
+				log.Info("Cannot check the admission policy protecting aws-auth", "policy", name, "problem", err.Error())
+				last[name] = state
+			}
+			continue
 		}
 		value := 1.0
-		if !bound {
+		if problem != "" {
 			value = 0
-			missing = append(missing, name)
 		}
 		policyInstalled.WithLabelValues(name).Set(value)
+		state := "problem: " + problem
+		if last[name] == state {
+			continue
+		}
+		last[name] = state
+		if problem == "" {
+			log.Info("Admission policy protecting aws-auth is installed as shipped and denies", "policy", name)
+			continue
+		}
+		// Info with a problem key: a disarmed policy is an operator's
+		// concern, not a bug, and deserves no stack trace.
+		log.Info("Admission policy protecting aws-auth is not in force: anyone with RBAC rights can do what it forbids, and the operator can only heal aws-auth afterwards; install config/policy as shipped",
+			"policy", name, "problem", problem)
 	}
-	if len(missing) > 0 {
-		log.Error(nil, "Admission policies protecting aws-auth are missing: anyone with RBAC rights can delete or edit aws-auth, and the operator can only heal it afterwards; install config/policy", "missing", missing)
-		return nil
-	}
-	log.Info("Admission policies protecting aws-auth are installed and bound", "policies", ProtectionPolicies)
-	return nil
 }
 
-func policyBound(ctx context.Context, reader client.Reader, name string) (bool, error) {
-	for _, obj := range []client.Object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}} {
-		err := reader.Get(ctx, client.ObjectKey{Name: name}, obj)
-		switch {
-		case apierrors.IsNotFound(err):
-			return false, nil
-		case err != nil:
-			return false, err
+// policyProblem says why the policy name is not in force as shipped, or ""
+// when it is.
+func policyProblem(ctx context.Context, reader client.Reader, name string, shipped map[string]ShippedPolicy) (string, error) {
+	live := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+	switch err := reader.Get(ctx, client.ObjectKey{Name: name}, live); {
+	case apierrors.IsNotFound(err):
+		return "the ValidatingAdmissionPolicy is missing", nil
+	case err != nil:
+		return "", err
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	switch err := reader.Get(ctx, client.ObjectKey{Name: name}, binding); {
+	case apierrors.IsNotFound(err):
+		return "the ValidatingAdmissionPolicyBinding of the same name is missing", nil
+	case err != nil:
+		return "", err
+	}
+	s, ok := shipped[name]
+	if !ok {
+		return "this build ships no copy of the policy to compare it with", nil
+	}
+	want := s.Policy.Spec.DeepCopy()
+	DefaultPolicySpec(want)
+	if fields := differingFields(want, &live.Spec); len(fields) > 0 {
+		return "the ValidatingAdmissionPolicy's spec differs from the shipped one in " + strings.Join(fields, ", "), nil
+	}
+	return bindingProblem(s.Binding.Spec, binding.Spec), nil
+}
+
+func bindingProblem(shipped, live admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec) string {
+	if live.PolicyName != shipped.PolicyName {
+		return fmt.Sprintf("the binding points at policy %q, not %q", live.PolicyName, shipped.PolicyName)
+	}
+	if !slices.Contains(live.ValidationActions, admissionregistrationv1.Deny) {
+		return fmt.Sprintf("the binding does not Deny: its validationActions are %v", live.ValidationActions)
+	}
+	if shipped.ParamRef != nil {
+		if fields := differingFields(shipped.ParamRef, live.ParamRef); len(fields) > 0 {
+			return "the binding's paramRef differs from the shipped one in " + strings.Join(fields, ", ")
 		}
 	}
-	return true, nil
+	// A binding's matchResources narrow what the policy applies to: a
+	// selector that matches nothing disarms it as surely as Warn does.
+	// None and empty ones narrow nothing, so both sides are compared
+	// defaulted.
+	if fields := differingFields(defaultedMatch(shipped.MatchResources), defaultedMatch(live.MatchResources)); len(fields) > 0 {
+		return "the binding's matchResources differ from the shipped one in " + strings.Join(fields, ", ")
+	}
+	return ""
+}
+
+// DefaultPolicySpec sets the fields the API server defaults when it stores
+// a policy (k8s.io/kubernetes pkg/apis/admissionregistration/v1
+// defaults.go), so that a shipped spec compares equal to its stored copy.
+func DefaultPolicySpec(spec *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+	if spec.FailurePolicy == nil {
+		fail := admissionregistrationv1.Fail
+		spec.FailurePolicy = &fail
+	}
+	if spec.MatchConstraints != nil {
+		defaultMatchResources(spec.MatchConstraints)
+	}
+}
+
+func defaultMatchResources(m *admissionregistrationv1.MatchResources) {
+	if m.MatchPolicy == nil {
+		equivalent := admissionregistrationv1.Equivalent
+		m.MatchPolicy = &equivalent
+	}
+	if m.NamespaceSelector == nil {
+		m.NamespaceSelector = &metav1.LabelSelector{}
+	}
+	if m.ObjectSelector == nil {
+		m.ObjectSelector = &metav1.LabelSelector{}
+	}
+	for _, rules := range [][]admissionregistrationv1.NamedRuleWithOperations{m.ResourceRules, m.ExcludeResourceRules} {
+		for i := range rules {
+			if rules[i].Scope == nil {
+				all := admissionregistrationv1.AllScopes
+				rules[i].Scope = &all
+			}
+		}
+	}
+}
+
+func defaultedMatch(m *admissionregistrationv1.MatchResources) *admissionregistrationv1.MatchResources {
+	if m == nil {
+		m = &admissionregistrationv1.MatchResources{}
+	}
+	m = m.DeepCopy()
+	defaultMatchResources(m)
+	return m
+}
+
+// differingFields names the top-level JSON fields in which want and live
+// differ. Through JSON, an empty list and a missing one are the same, as
+// they are to the API server.
+func differingFields(want, live any) []string {
+	a, b := jsonFields(want), jsonFields(live)
+	var fields []string
+	for k := range a {
+		if !reflect.DeepEqual(a[k], b[k]) {
+			fields = append(fields, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			fields = append(fields, k)
+		}
+	}
+	sort.Strings(fields)
+	return fields
+}
+
+func jsonFields(v any) map[string]any {
+	fields := map[string]any{}
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Typed API structs always marshal; a failure is a bug here.
+		panic(err)
+	}
+	// null (a nil pointer) leaves fields empty.
+	_ = json.Unmarshal(data, &fields)
+	return fields
 }

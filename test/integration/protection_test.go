@@ -4,9 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -177,20 +182,122 @@ func TestOperatorWithItsOwnRBACBehindThePolicies(t *testing.T) {
 	})
 }
 
-func TestOperatorReportsMissingPolicies(t *testing.T) {
+// TestOperatorReportsThePoliciesRealState runs the report as the operator
+// (its own RBAC) and disarms policies the ways a cluster-admin could: each
+// shows as 0 with its reason logged once, and as 1 again once restored.
+func TestOperatorReportsThePoliciesRealState(t *testing.T) {
 	resetCluster(t)
+	applyConfig(t, "config/rbac")
 	g := NewWithT(t)
 	ctx := context.Background()
-	report := controllers.ProtectionReport{Reader: k}
-	g.Expect(report.Start(ctx)).To(Succeed())
-	for _, policy := range controllers.ProtectionPolicies {
-		g.Expect(policyGauge(g, policy)).To(Equal(0.0), policy)
+	shipped, err := controllers.ParseShippedPolicies(os.DirFS(filepath.Join(repoRoot, "config", "policy")))
+	g.Expect(err).NotTo(HaveOccurred())
+	operatorClient, _ := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
+	logs := &logLines{}
+	runReport(t, &controllers.ProtectionReport{
+		Reader:   operatorClient,
+		Shipped:  shipped,
+		Interval: 200 * time.Millisecond,
+		Log:      funcr.New(logs.add, funcr.Options{}),
+	})
+	// want is the gauge of each policy: 1 for those installed as shipped.
+	expectGauges := func(want func(policy string) float64) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			for _, policy := range controllers.ProtectionPolicies {
+				g.Expect(policyGauge(g, policy)).To(Equal(want(policy)), policy)
+			}
+		}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	}
+	allBut := func(disarmed string) func(string) float64 {
+		return func(policy string) float64 {
+			if _, ok := shipped[policy]; !ok || policy == disarmed {
+				return 0
+			}
+			return 1
+		}
+	}
+	expectLogged := func(policy, problem string) {
+		t.Helper()
+		g.Eventually(func() int { return logs.count(policy, problem) }).
+			WithTimeout(timeout).WithPolling(interval).Should(Equal(1))
+		// Once per change: the checks that follow see the same state and
+		// stay quiet.
+		g.Consistently(func() int { return logs.count(policy, problem) }).
+			WithTimeout(time.Second).WithPolling(interval).Should(Equal(1))
+	}
+
+	expectGauges(func(string) float64 { return 0 })
+	expectLogged("aws-auth-guardian-protect-crd", "the ValidatingAdmissionPolicy is missing")
+
 	protect(t)
-	g.Expect(report.Start(ctx)).To(Succeed())
-	for _, policy := range controllers.ProtectionPolicies {
-		g.Expect(policyGauge(g, policy)).To(Equal(1.0), policy)
+	expectGauges(allBut(""))
+	expectLogged("aws-auth-guardian-protect-crd", "is installed as shipped and denies")
+
+	crdBinding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	g.Expect(k.Get(ctx, client.ObjectKey{Name: "aws-auth-guardian-protect-crd"}, crdBinding)).To(Succeed())
+	crdBinding.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn}
+	g.Expect(k.Update(ctx, crdBinding)).To(Succeed())
+	expectGauges(allBut("aws-auth-guardian-protect-crd"))
+	expectLogged("aws-auth-guardian-protect-crd", "the binding does not Deny: its validationActions are [Warn]")
+	crdBinding.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
+	g.Expect(k.Update(ctx, crdBinding)).To(Succeed())
+	expectGauges(allBut(""))
+
+	const creates = "aws-auth-guardian-operator-creates"
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+	g.Expect(k.Get(ctx, client.ObjectKey{Name: creates}, policy)).To(Succeed())
+	policy.Spec.Validations[0].Expression = "true"
+	g.Expect(k.Update(ctx, policy)).To(Succeed())
+	expectGauges(allBut(creates))
+	expectLogged(creates, "the ValidatingAdmissionPolicy's spec differs from the shipped one in validations")
+	policy.Spec = *shipped[creates].Policy.Spec.DeepCopy()
+	g.Expect(k.Update(ctx, policy)).To(Succeed())
+	expectGauges(allBut(""))
+
+	g.Expect(k.Delete(ctx, shipped[creates].Binding.DeepCopy())).To(Succeed())
+	expectGauges(allBut(creates))
+	expectLogged(creates, "the ValidatingAdmissionPolicyBinding of the same name is missing")
+	g.Expect(k.Create(ctx, shipped[creates].Binding.DeepCopy())).To(Succeed())
+	expectGauges(allBut(""))
+}
+
+// runReport runs the report until the test ends.
+func runReport(t *testing.T, report *controllers.ProtectionReport) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- report.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("protection report: %v", err)
+		}
+	})
+}
+
+// logLines keeps what a funcr logger writes.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, args)
+}
+
+// count is how many lines are about policy and contain text.
+func (l *logLines) count(policy, text string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, `"policy"="`+policy+`"`) && strings.Contains(line, text) {
+			n++
+		}
 	}
+	return n
 }
 
 func policyGauge(g Gomega, policy string) float64 {
@@ -239,4 +346,33 @@ func TestPoliciesProtectTheCRDAndCriticalRBAC(t *testing.T) {
 	ordinary := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "team-viewer"}}
 	g.Expect(admin.Create(ctx, ordinary)).To(Succeed())
 	g.Expect(admin.Delete(ctx, ordinary)).To(Succeed())
+}
+
+// The operator compares a stored policy with the shipped one after
+// DefaultPolicySpec: it must set what this API server sets, for every field
+// a policy file might leave out.
+func TestDefaultPolicySpecIsTheAPIServers(t *testing.T) {
+	g := NewWithT(t)
+	rule := admissionregistrationv1.NamedRuleWithOperations{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+		Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+	}}
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "defaults-probe"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			ParamKind: &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules:        []admissionregistrationv1.NamedRuleWithOperations{rule},
+				ExcludeResourceRules: []admissionregistrationv1.NamedRuleWithOperations{rule},
+			},
+			MatchConditions:  []admissionregistrationv1.MatchCondition{{Name: "always", Expression: "true"}},
+			Variables:        []admissionregistrationv1.Variable{{Name: "v", Expression: "1"}},
+			Validations:      []admissionregistrationv1.Validation{{Expression: "true"}},
+			AuditAnnotations: []admissionregistrationv1.AuditAnnotation{{Key: "a", ValueExpression: "'x'"}},
+		},
+	}
+	want := policy.Spec.DeepCopy()
+	controllers.DefaultPolicySpec(want)
+	g.Expect(k.Create(context.Background(), policy, client.DryRunAll)).To(Succeed())
+	g.Expect(policy.Spec).To(Equal(*want))
 }
