@@ -30,7 +30,7 @@ func TestDockerBuildContextHoldsEveryPackageTheBinaryImports(t *testing.T) {
 	}
 	ignored := dockerignore(t, filepath.Join(root, ".dockerignore"))
 
-	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Dir,Module", ".")
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Dir,Module,EmbedFiles", ".")
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {
@@ -42,6 +42,7 @@ func TestDockerBuildContextHoldsEveryPackageTheBinaryImports(t *testing.T) {
 		var pkg struct {
 			ImportPath, Dir string
 			Module          *struct{ Path string }
+			EmbedFiles      []string
 		}
 		if err := decoder.Decode(&pkg); err != nil {
 			t.Fatal(err)
@@ -57,6 +58,12 @@ func TestDockerBuildContextHoldsEveryPackageTheBinaryImports(t *testing.T) {
 		for _, pattern := range ignored {
 			if rel == pattern || strings.HasPrefix(rel+"/", pattern+"/") {
 				t.Errorf("the binary imports %s, but .dockerignore leaves %s out of the image build", pkg.ImportPath, rel)
+			}
+			// Files the binary embeds (go:embed) must be there too.
+			for _, file := range pkg.EmbedFiles {
+				if path := filepath.Join(rel, file); strings.HasPrefix(path+"/", pattern+"/") {
+					t.Errorf("%s embeds %s, but .dockerignore leaves it out of the image build", pkg.ImportPath, path)
+				}
 			}
 		}
 	}
