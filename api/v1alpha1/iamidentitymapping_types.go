@@ -7,9 +7,9 @@ import (
 // IdentityName is a Kubernetes username or group that the EKS authenticator
 // gives an AWS identity. The only templates it may use are those the
 // authenticator expands; anything else in double braces would end up
-// literally in the name.
+// literally in the name. Its maximum length is set per field: a username
+// may be longer than a group.
 // +kubebuilder:validation:MinLength=1
-// +kubebuilder:validation:MaxLength=256
 // +kubebuilder:validation:XValidation:rule="!self.matches(r'\\p{Cc}')",message="must not contain control characters"
 // +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '_').replace('{{SessionName}}', '_').replace('{{SessionNameRaw}}', '_').replace('{{AccessKeyID}}', '_').replace('{{EC2PrivateDNSName}}', '_').matches('[{][{]|[}][}]')",message="the only templates are {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, and {{EC2PrivateDNSName}} for roles"
 type IdentityName string
@@ -36,15 +36,20 @@ type IAMIdentityMappingSpec struct {
 
 	// username is the Kubernetes username the identity gets, for example
 	// admin:{{SessionName}} or system:node:{{EC2PrivateDNSName}}. Required
-	// with arn, forbidden with accountID.
+	// with arn, forbidden with accountID. At most 256 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	Username IdentityName `json:"username,omitempty"`
 
 	// groups are the Kubernetes groups the identity gets, for example
 	// system:bootstrappers and system:nodes for a node role. Only with arn.
+	// At most 16 groups of at most 128 characters each: real aws-auth files
+	// use a few short ones, and the bound keeps one mapping from taking a
+	// large share of aws-auth's 1 MiB.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
 	Groups []IdentityName `json:"groups,omitempty"`
 
 	// accountID maps every IAM identity of this 12-digit AWS account, each

@@ -11,13 +11,14 @@ import (
 	"unicode/utf8"
 )
 
-// Bounds on what a mapping may carry. They keep entries readable and let
-// the API server's CEL cost estimator accept the CRD's rules; the CRD
-// schema repeats them.
+// Bounds on what a mapping may carry. They keep entries readable, let the
+// API server's CEL cost estimator accept the CRD's rules, and keep one
+// entry small against the ConfigMap limit (MaxDataBytes); real aws-auth
+// files stay far inside them. The CRD schema repeats them.
 const (
 	MaxUsernameLength = 256
-	MaxGroupLength    = 256
-	MaxGroups         = 32
+	MaxGroupLength    = 128
+	MaxGroups         = 16
 )
 
 // Mapping is one IAMIdentityMapping as the render sees it.
