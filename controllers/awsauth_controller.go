@@ -217,7 +217,10 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	}
 
 	rendering := liveMappings(mappings)
-	resolution := awsauth.Resolve(renderInputs(rendering))
+	// Entries too large to fit hold back only themselves: the others,
+	// revocations included, are still written.
+	applied, _ := awsauth.Parse(r.lastApplied)
+	resolution := awsauth.Fit(awsauth.Resolve(renderInputs(rendering)), applied)
 	data, renderErr := awsauth.Render(resolution.Entries)
 	if live, err = r.reread(ctx, live); err != nil {
 		return ctrl.Result{}, err

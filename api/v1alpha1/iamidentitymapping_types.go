@@ -106,10 +106,14 @@ const (
 	ReasonInvalid = "Invalid"
 	// ReasonConflict: an older mapping claims the same identity.
 	ReasonConflict = "Conflict"
-	// ReasonRenderFailed: the mappings together cannot be rendered (too
-	// large, or the authenticator would not read the render back); the live
-	// aws-auth is kept.
+	// ReasonRenderFailed: the mappings together cannot be rendered (the
+	// authenticator would not read the render back); the live aws-auth is
+	// kept.
 	ReasonRenderFailed = "RenderFailed"
+	// ReasonTooLarge: the entry does not fit in aws-auth's 1 MiB next to
+	// the entries of older or already applied mappings, so it is left out;
+	// the others are rendered as usual.
+	ReasonTooLarge = "TooLarge"
 	// ReasonBlocked: writing the render would remove access that aws-auth
 	// grants now (see DESIGN.md "Refuse to wipe"); the live aws-auth is
 	// kept until a person allows it.
