@@ -219,17 +219,22 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 		return ctrl.Result{}, err
 	}
 
+	applied, err := r.appliedEntries(ctx, live)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	rendering := liveMappings(mappings)
-	resolution := awsauth.Resolve(renderInputs(rendering))
+	// Entries too large to fit hold back only themselves: the others,
+	// revocations included, are still written, and what is applied keeps
+	// its place.
+	resolution := awsauth.Fit(awsauth.Resolve(renderInputs(rendering)), applied)
 	data, renderErr := awsauth.Render(resolution.Entries)
 	if live, err = r.reread(ctx, live); err != nil {
 		return ctrl.Result{}, err
 	}
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		if result.wipe, err = r.checkWipe(ctx, live, resolution.Entries, data, adopted.held); err != nil {
-			return ctrl.Result{}, err
-		}
+		result.wipe = r.checkWipe(ctx, live, applied, resolution.Entries, data, adopted.held)
 	}
 	switch {
 	case renderErr != nil || result.wipe != nil:

@@ -10,36 +10,39 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// checkWipe applies the refuse-to-wipe rules to writing data; held is a
-// refusal already decided (an adoption that would drop entries). The
-// rules measure what the render removes from the operator's record (what
-// it last applied), not from whatever aws-auth holds: entries someone else
-// added are drift, undone at once, and must not hold the render back
-// (forged entries plus filler would otherwise stay live under
-// TooManyRemoved). Without a record (adoption, a forged backup) they
-// measure against the live aws-auth. A person allows one refused render
-// by annotating aws-auth with its hash.
-func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) (*awsauth.Wipe, error) {
+// appliedEntries is what a render is measured against: the operator's
+// record of what it last applied, not whatever aws-auth holds. Entries
+// someone else added are drift, undone at once; they must neither hold a
+// render back (forged entries plus filler would otherwise stay live under
+// TooManyRemoved) nor take the place of applied entries when the render
+// is too large. Without a record (adoption, a forged backup) it is the
+// live aws-auth.
+func (r *AWSAuthReconciler) appliedEntries(ctx context.Context, live *corev1.ConfigMap) ([]awsauth.Entry, error) {
+	data, _, err := r.record(ctx)
+	if err != nil || data == nil {
+		return servedEntries(live), err
+	}
+	entries, _ := awsauth.Parse(data)
+	return entries, nil
+}
+
+// checkWipe applies the refuse-to-wipe rules to writing data over the
+// applied entries; held is a refusal already decided (an adoption that
+// would drop entries). A person allows one refused render by annotating
+// aws-auth with its hash.
+func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMap, applied, desired []awsauth.Entry, data map[string]string, held *awsauth.Wipe) *awsauth.Wipe {
 	wipe := held
 	if wipe == nil {
-		applied, _, err := r.record(ctx)
-		if err != nil {
-			return nil, err
-		}
-		baseline := servedEntries(live)
-		if applied != nil {
-			baseline, _ = awsauth.Parse(applied)
-		}
-		wipe = awsauth.CheckWipe(baseline, desired, r.MaxRemovedShare)
+		wipe = awsauth.CheckWipe(applied, desired, r.MaxRemovedShare)
 	}
 	if wipe == nil {
-		return nil, nil
+		return nil
 	}
 	hash := awsauth.Hash(data)
 	log := ctrl.LoggerFrom(ctx)
 	if live != nil && live.Annotations[iamv1alpha1.AllowRenderAnnotation] == hash {
 		log.Info("Writing a render a guard refused, as allowed by annotation", "guard", wipe.Reason, "sha256", hash)
-		return nil, nil
+		return nil
 	}
 	blockedTotal.WithLabelValues(wipe.Reason).Inc()
 	log.Info("Kept aws-auth: the render would remove access", "guard", wipe.Reason, "sha256", hash)
@@ -49,5 +52,5 @@ func (r *AWSAuthReconciler) checkWipe(ctx context.Context, live *corev1.ConfigMa
 		"To write this render anyway: kubectl annotate -n %s configmap %s --overwrite %s=%s. Kept aws-auth as it is: %.600s",
 		AWSAuthKey.Namespace, AWSAuthKey.Name, iamv1alpha1.AllowRenderAnnotation, hash, wipe.Message)
 	wipe.Message += " (to allow it, annotate aws-auth with " + iamv1alpha1.AllowRenderAnnotation + "=" + hash + ")"
-	return wipe, nil
+	return wipe
 }

@@ -107,6 +107,9 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, r
 	case !m.DeletionTimestamp.IsZero() && result.wipe != nil:
 		reason, message = iamv1alpha1.ReasonBlocked, fmt.Sprintf("The deletion is held, aws-auth was left as it is: %s", result.wipe.Message)
 	case slices.ContainsFunc(result.served, outcome.Entry.Equal):
+	case outcome.TooLarge != nil:
+		reason, message = iamv1alpha1.ReasonTooLarge, fmt.Sprintf("The entry is %d bytes and does not fit: the older or already applied mappings leave %d of the %d bytes a ConfigMap may hold, so it is left out of %s. Shorten its groups or username, or delete other mappings",
+			outcome.TooLarge.EntryBytes, outcome.TooLarge.FreeBytes, awsauth.MaxDataBytes, AWSAuthKey)
 	case result.renderErr != nil:
 		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", result.renderErr)
 	case result.wipe != nil:

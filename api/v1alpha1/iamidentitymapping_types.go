@@ -7,9 +7,9 @@ import (
 // IdentityName is a Kubernetes username or group that the EKS authenticator
 // gives an AWS identity. The only templates it may use are those the
 // authenticator expands; anything else in double braces would end up
-// literally in the name.
+// literally in the name. Its maximum length is set per field: a username
+// may be longer than a group.
 // +kubebuilder:validation:MinLength=1
-// +kubebuilder:validation:MaxLength=256
 // +kubebuilder:validation:XValidation:rule="!self.matches(r'\\p{Cc}')",message="must not contain control characters"
 // +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '_').replace('{{SessionName}}', '_').replace('{{SessionNameRaw}}', '_').replace('{{AccessKeyID}}', '_').replace('{{EC2PrivateDNSName}}', '_').matches('[{][{]|[}][}]')",message="the only templates are {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}, and {{EC2PrivateDNSName}} for roles"
 type IdentityName string
@@ -36,18 +36,24 @@ type IAMIdentityMappingSpec struct {
 
 	// username is the Kubernetes username the identity gets, for example
 	// admin:{{SessionName}} or system:node:{{EC2PrivateDNSName}}. Required
-	// with arn, forbidden with accountID. A template other than
-	// {{AccountID}} may only follow a fixed prefix that ends in ':', since
-	// whoever assumes the role chooses the session name.
+	// with arn, forbidden with accountID. At most 256 characters. A
+	// template other than {{AccountID}} may only follow a fixed prefix
+	// that ends in ':', since whoever assumes the role chooses the session
+	// name.
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule="!self.replace('{{AccountID}}', '').contains('{{') || (self.replace('{{AccountID}}', '').contains(':') && self.replace('{{AccountID}}', '').indexOf(':') < self.replace('{{AccountID}}', '').indexOf('{{'))",message="username must start with a fixed prefix that ends in ':' before its first template, such as team:{{SessionName}} ({{AccountID}} may come first): whoever assumes the role chooses the session name, and with it the rest of the username"
 	Username IdentityName `json:"username,omitempty"`
 
 	// groups are the Kubernetes groups the identity gets, for example
 	// system:bootstrappers and system:nodes for a node role. Only with arn.
+	// At most 16 groups of at most 128 characters each: real aws-auth files
+	// use a few short ones, and the bound keeps one mapping from taking a
+	// large share of aws-auth's 1 MiB.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=128
 	Groups []IdentityName `json:"groups,omitempty"`
 
 	// accountID maps every IAM identity of this 12-digit AWS account, each
@@ -104,12 +110,16 @@ const (
 	ReasonInvalid = "Invalid"
 	// ReasonConflict: an older mapping claims the same identity.
 	ReasonConflict = "Conflict"
-	// ReasonRenderFailed: the mappings together cannot be rendered (too
-	// large, or the authenticator would not read the render back); the live
-	// aws-auth is kept.
+	// ReasonRenderFailed: the mappings together cannot be rendered (the
+	// authenticator would not read the render back); the live aws-auth is
+	// kept.
 	ReasonRenderFailed = "RenderFailed"
+	// ReasonTooLarge: the entry does not fit in aws-auth's 1 MiB next to
+	// the entries of older or already applied mappings, so it is left out;
+	// the others are rendered as usual.
+	ReasonTooLarge = "TooLarge"
 	// ReasonBlocked: writing the render would remove access that aws-auth
-	// grants now (see DESIGN.md "Refuse to wipe"); the live aws-auth is
+	// grants now (see the README, "Never locked out"); the live aws-auth is
 	// kept until a person allows it.
 	ReasonBlocked = "Blocked"
 )

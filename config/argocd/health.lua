@@ -22,6 +22,7 @@ local terminalReasons = {
   Conflict = true,
   Blocked = true,
   RenderFailed = true,
+  TooLarge = true,
 }
 
 local function findCondition(conditions, conditionType)

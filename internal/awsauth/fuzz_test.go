@@ -2,6 +2,7 @@ package awsauth_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
@@ -17,6 +18,8 @@ func FuzzRender(f *testing.F) {
 	f.Add("", "111122223333", "", "", "", uint8(0))
 	f.Add("arn:aws-cn:iam::111122223333:role/admins", "", "{{AccountID}}:{{SessionName}}", "a: b", "", uint8(1))
 	f.Add("arn:aws:iam::111122223333:role/r", "", "'\"`#&*!|>%@", "\u2028", "\ufeff", uint8(2))
+	// Long values with spaces, which a YAML encoder may fold over lines.
+	f.Add("arn:aws:iam::111122223333:user/"+strings.Repeat("p/", 900)+"alice", "", strings.Repeat("word ", 51), strings.Repeat("g h ", 32), "", uint8(1))
 	f.Fuzz(func(t *testing.T, arn, accountID, username, group0, group1 string, groupCount uint8) {
 		m := awsauth.Mapping{Name: "fuzz", ARN: arn, AccountID: accountID, Username: username}
 		m.Groups = []string{group0, group1}[:groupCount%3]
@@ -34,6 +37,33 @@ func FuzzRender(f *testing.F) {
 		}
 		if diff := gocmp.Diff([]awsauth.Entry{e}, got, entryOpts); diff != "" {
 			t.Fatalf("render of %+v parses back differently (-want +got):\n%s\n%v", m, diff, data)
+		}
+
+		// Fit's size of the entry is what it adds to a render, alone or
+		// next to another entry of its section.
+		size, err := awsauth.EntryBytes(e)
+		if err != nil {
+			t.Fatalf("EntryBytes(%+v): %v", e, err)
+		}
+		if got := awsauth.DataSize(data); got != size+len(e.Section) {
+			t.Fatalf("render of %+v is %d bytes, Fit counts %d plus the key", m, got, size)
+		}
+		other := awsauth.Entry{Section: e.Section, Identity: "000000000000", Username: "x", Groups: []string{"y"}}
+		if e.Section != awsauth.MapAccounts {
+			other.Identity = "arn:aws:iam::000000000000:" + map[awsauth.Section]string{awsauth.MapRoles: "role", awsauth.MapUsers: "user"}[e.Section] + "/other"
+		} else {
+			other.Username, other.Groups = "", nil
+		}
+		if strings.EqualFold(other.Identity, e.Identity) {
+			return
+		}
+		otherSize, _ := awsauth.EntryBytes(other)
+		both, err := awsauth.Render([]awsauth.Entry{e, other})
+		if err != nil {
+			t.Fatalf("Render of %+v and %+v: %v", e, other, err)
+		}
+		if got := awsauth.DataSize(both); got != size+otherSize+len(e.Section) {
+			t.Fatalf("render of %+v next to %+v is %d bytes, Fit counts %d + %d plus the key", m, other, got, size, otherSize)
 		}
 	})
 }

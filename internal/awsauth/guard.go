@@ -24,7 +24,7 @@ type Wipe struct {
 }
 
 // CheckWipe decides whether writing desired over live could lock people or
-// nodes out, per DESIGN.md "Refuse to wipe". maxRemovedShare is the largest
+// nodes out (README, "Never locked out"). maxRemovedShare is the largest
 // share (0..1) of live entries one write may remove. It returns nil when
 // the write is safe.
 func CheckWipe(live, desired []Entry, maxRemovedShare float64) *Wipe {

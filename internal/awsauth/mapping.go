@@ -11,13 +11,14 @@ import (
 	"unicode/utf8"
 )
 
-// Bounds on what a mapping may carry. They keep entries readable and let
-// the API server's CEL cost estimator accept the CRD's rules; the CRD
-// schema repeats them.
+// Bounds on what a mapping may carry. They keep entries readable, let the
+// API server's CEL cost estimator accept the CRD's rules, and keep one
+// entry small against the ConfigMap limit (MaxDataBytes); real aws-auth
+// files stay far inside them. The CRD schema repeats them.
 const (
 	MaxUsernameLength = 256
-	MaxGroupLength    = 256
-	MaxGroups         = 32
+	MaxGroupLength    = 128
+	MaxGroups         = 16
 )
 
 // Mapping is one IAMIdentityMapping as the render sees it.
@@ -166,12 +167,19 @@ type Outcome struct {
 	// ShadowedBy names the older mapping that claims the same identity; this
 	// mapping's entry is not rendered.
 	ShadowedBy string
+	// TooLarge is set when the entry is valid and unique but left out
+	// because it does not fit within MaxDataBytes next to the entries
+	// preferred over it (see Fit).
+	TooLarge *Overflow
 }
 
 // Resolution is the set of entries to render and the outcome per mapping.
 type Resolution struct {
 	Entries  []Entry
 	Outcomes map[string]Outcome
+	// byAge names the mappings whose entries are in Entries, oldest first,
+	// for Fit's order of preference.
+	byAge []string
 }
 
 // Resolve validates every mapping and settles conflicts: of the mappings
@@ -197,6 +205,7 @@ func Resolve(mappings []Mapping) Resolution {
 		winners[entry.key()] = m.Name
 		res.Outcomes[m.Name] = Outcome{Entry: entry}
 		res.Entries = append(res.Entries, entry)
+		res.byAge = append(res.byAge, m.Name)
 	}
 	slices.SortFunc(res.Entries, compareEntries)
 	return res

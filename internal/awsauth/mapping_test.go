@@ -72,8 +72,8 @@ func TestMappingEntry(t *testing.T) {
 		},
 		{
 			name:    "exactly the maximum groups and lengths",
-			mapping: mapping("a", withARN(alice), withUsername(strings.Repeat("u", 256)), withGroups(append(manyGroups(31), strings.Repeat("g", 256))...)),
-			want:    userEntry(alice, strings.Repeat("u", 256), append(manyGroups(31), strings.Repeat("g", 256))...),
+			mapping: mapping("a", withARN(alice), withUsername(strings.Repeat("u", 256)), withGroups(append(manyGroups(15), strings.Repeat("g", 128))...)),
+			want:    userEntry(alice, strings.Repeat("u", 256), append(manyGroups(15), strings.Repeat("g", 128))...),
 		},
 		{
 			name:    "account",
@@ -112,9 +112,9 @@ func TestMappingEntry(t *testing.T) {
 		{name: "invalid UTF-8 in a group", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups("ok", "\xef")), wantErr: []string{"groups[1]", "UTF-8"}},
 		{name: "invalid UTF-8 in username", mapping: mapping("a", withARN(admins), withUsername("adm\xc3in")), wantErr: []string{"username", "UTF-8"}},
 		{name: "empty group", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups("a", "")), wantErr: []string{"groups[1]", "empty"}},
-		{name: "too many groups", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups(manyGroups(33)...)), wantErr: []string{"33", "32"}},
+		{name: "too many groups", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups(manyGroups(17)...)), wantErr: []string{"groups has 17 items; at most 16 are allowed"}},
 		{name: "username too long", mapping: mapping("a", withARN(admins), withUsername(strings.Repeat("u", 257))), wantErr: []string{"username", "257", "256"}},
-		{name: "group too long", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups(strings.Repeat("g", 257))), wantErr: []string{"groups[0]", "256"}},
+		{name: "group too long", mapping: mapping("a", withARN(admins), withUsername("admin"), withGroups(strings.Repeat("g", 129))), wantErr: []string{"groups[0] is 129 characters long; at most 128 are allowed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

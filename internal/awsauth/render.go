@@ -45,26 +45,19 @@ func Render(entries []Entry) (map[string]string, error) {
 		}
 	}
 
-	var roles []roleYAML
-	var users []userYAML
-	var accounts []string
+	lists := map[Section][]any{}
 	for _, e := range sorted {
-		switch e.Section {
-		case MapRoles:
-			roles = append(roles, roleYAML{RoleARN: e.Identity, Username: e.Username, Groups: e.Groups})
-		case MapUsers:
-			users = append(users, userYAML{UserARN: e.Identity, Username: e.Username, Groups: e.Groups})
-		case MapAccounts:
-			accounts = append(accounts, e.Identity)
-		default:
-			return nil, fmt.Errorf("entry %s has unknown section %q", e.Identity, e.Section)
+		it, err := item(e)
+		if err != nil {
+			return nil, err
 		}
+		lists[e.Section] = append(lists[e.Section], it)
 	}
 	data := map[string]string{}
 	if err := errors.Join(
-		putSection(data, MapRoles, roles),
-		putSection(data, MapUsers, users),
-		putSection(data, MapAccounts, accounts),
+		putSection(data, MapRoles, lists[MapRoles]),
+		putSection(data, MapUsers, lists[MapUsers]),
+		putSection(data, MapAccounts, lists[MapAccounts]),
 	); err != nil {
 		return nil, err
 	}
@@ -82,19 +75,37 @@ func Render(entries []Entry) (map[string]string, error) {
 	return data, nil
 }
 
+// item is what an entry is in its section's YAML list.
+func item(e Entry) (any, error) {
+	switch e.Section {
+	case MapRoles:
+		return roleYAML{RoleARN: e.Identity, Username: e.Username, Groups: e.Groups}, nil
+	case MapUsers:
+		return userYAML{UserARN: e.Identity, Username: e.Username, Groups: e.Groups}, nil
+	case MapAccounts:
+		return e.Identity, nil
+	}
+	return nil, fmt.Errorf("entry %s has unknown section %q", e.Identity, e.Section)
+}
+
 // putSection leaves an empty section out: EKS itself writes only the
 // sections it uses.
-func putSection[T any](data map[string]string, section Section, list []T) error {
+func putSection(data map[string]string, section Section, list []any) error {
 	if len(list) == 0 {
 		return nil
 	}
-	// yaml.v2, as the authenticator's own encoder: it keeps the field order.
-	out, err := yamlv2.Marshal(list)
+	out, err := encode(list)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", section, err)
 	}
 	data[string(section)] = string(out)
 	return nil
+}
+
+// encode writes a section's list with yaml.v2, as the authenticator's own
+// encoder: it keeps the field order.
+func encode(list []any) ([]byte, error) {
+	return yamlv2.Marshal(list)
 }
 
 // Equal reports whether two entries say exactly the same.

@@ -309,6 +309,14 @@ func TestHealthCheck(t *testing.T) {
 		wantMessage: "RenderFailed: aws-auth was left as it is",
 		wantKstatus: status.FailedStatus,
 	}, {
+		name: "TooLarge, without Stalled",
+		obj: func(*testing.T) map[string]any {
+			return object(1, observed(1, condition("Ready", "False", "TooLarge", "The entry is 4321 bytes and does not fit")))
+		},
+		wantStatus:  "Degraded",
+		wantMessage: "TooLarge: The entry is 4321 bytes",
+		wantKstatus: status.InProgressStatus,
+	}, {
 		// kstatus reads Ready=False without Stalled as "still working";
 		// these reasons never resolve by waiting, so Argo CD says so.
 		name: "Ready False, Conflict, without Stalled",

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -250,47 +248,6 @@ func TestNoHotLoopAfterConvergence(t *testing.T) {
 	}
 	settled := versions(g)
 	g.Consistently(versions).WithTimeout(3 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(settled))
-}
-
-func TestRefusesARenderOverTheSizeLimit(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
-	g := NewWithT(t)
-
-	// 32 groups of 256 characters make an entry of about 8.5 KiB; 130 of
-	// them pass the 1 MiB ConfigMap limit.
-	groups := make([]string, awsauth.MaxGroups)
-	for i := range groups {
-		groups[i] = fmt.Sprintf("%03d", i) + strings.Repeat("g", awsauth.MaxGroupLength-3)
-	}
-	for i := range 130 {
-		create(t, mapping(fmt.Sprintf("big-%d", i), withARN(fmt.Sprintf("arn:aws:iam::111122223333:role/big-%d", i)), withUsername("big"), withGroups(groups...)))
-	}
-	// Those rendered before the limit was passed stay live and Ready; the
-	// others say why they are not.
-	g.Eventually(func(g Gomega) {
-		live := map[string]bool{}
-		for _, e := range liveEntries(g) {
-			live[e.Identity] = true
-		}
-		refused := 0
-		for i := range 130 {
-			c := readyCondition(g, fmt.Sprintf("big-%d", i))
-			if live[fmt.Sprintf("arn:aws:iam::111122223333:role/big-%d", i)] {
-				g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonApplied))
-				continue
-			}
-			refused++
-			g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonRenderFailed))
-			g.Expect(c.Message).To(ContainSubstring("over the ConfigMap limit"))
-		}
-		g.Expect(refused).To(BeNumerically(">", 0))
-	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
-	// The last render that fitted stays live, untouched.
-	kept := getAWSAuth(g)
-	g.Expect(liveEntries(g)).To(ContainElements(baseEntries))
-	g.Consistently(func(g Gomega) {
-		g.Expect(getAWSAuth(g).ResourceVersion).To(Equal(kept.ResourceVersion))
-	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 func TestCachesNoOtherConfigMap(t *testing.T) {

@@ -157,7 +157,7 @@ func TestMappingEditorsCannotMakeAnyoneClusterAdmin(t *testing.T) {
 				"metadata": map[string]any{"name": m.Name},
 				"spec":     map[string]any{"arn": m.Spec.ARN, "username": "team:x", "groups": []any{breakGlassGroup}},
 			}}
-			return editor.Patch(ctx, apply, client.Apply, client.FieldOwner("attacker"), client.ForceOwnership)
+			return editor.Apply(ctx, client.ApplyConfigurationFromUnstructured(apply), client.FieldOwner("attacker"), client.ForceOwnership)
 		},
 		"update turning it into an account mapping": func(m *iamv1alpha1.IAMIdentityMapping) error {
 			m.Spec = iamv1alpha1.IAMIdentityMappingSpec{AccountID: "444455556666"}

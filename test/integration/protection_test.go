@@ -281,7 +281,7 @@ type logLines struct {
 	lines []string
 }
 
-func (l *logLines) add(prefix, args string) {
+func (l *logLines) add(_, args string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, args)

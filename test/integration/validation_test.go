@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -53,6 +54,9 @@ func TestAPIServerRefusesInvalidSpecs(t *testing.T) {
 		{"username with accountID", spec{"accountID": "111122223333", "username": "a"}, []string{"username and groups cannot be set with accountID"}},
 		{"11-digit accountID", spec{"accountID": "11112222333"}, []string{"spec.accountID", "exactly 12 digits"}},
 		{"empty group", spec{"arn": role, "username": "a", "groups": []any{""}}, []string{"spec.groups[0]", "at least 1 chars long"}},
+		{"17 groups", spec{"arn": role, "username": "a", "groups": groupsOf(17, 8)}, []string{"spec.groups", "must have at most 16 items"}},
+		{"a group of 129 characters", spec{"arn": role, "username": "a", "groups": groupsOf(1, 129)}, []string{"spec.groups[0]", "may not be more than 128 bytes"}},
+		{"a username of 257 characters", spec{"arn": role, "username": strings.Repeat("u", 257)}, []string{"spec.username", "may not be more than 256 bytes"}},
 	}
 	ctx := context.Background()
 	for _, tc := range cases {
@@ -82,6 +86,7 @@ func TestAPIServerAcceptsValidSpecs(t *testing.T) {
 		"aws-eusc":         {"arn": "arn:aws-eusc:iam::111122223333:role/admins", "username": "{{AccountID}}:{{SessionNameRaw}}"},
 		"aws-iso-f":        {"arn": "arn:aws-iso-f:iam::111122223333:user/jane", "username": "jane"},
 		"account":          {"accountID": "111122223333"},
+		"the largest":      {"arn": "arn:aws:iam::111122223333:user/" + strings.Repeat("p/", 975) + strings.Repeat("u", 64), "username": strings.Repeat("u", 256), "groups": groupsOf(16, 128)},
 	}
 	ctx := context.Background()
 	for name, s := range cases {
@@ -97,4 +102,14 @@ func TestAPIServerAcceptsValidSpecs(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 		})
 	}
+}
+
+// groupsOf is n distinct groups of the given length.
+func groupsOf(n, length int) []any {
+	groups := make([]any, n)
+	for i := range groups {
+		name := fmt.Sprintf("g%d-", i)
+		groups[i] = name + strings.Repeat("x", length-len(name))
+	}
+	return groups
 }
