@@ -125,6 +125,28 @@ func TestPolicyProtectsCRDUpdates(t *testing.T) {
 		})
 		expectForbidden(g, admin.Update(ctx, crd, client.DryRunAll), "sets x-kubernetes-preserve-unknown-fields on the schema or its spec (v1alpha1)")
 	})
+	// A second version: a copy of v1alpha1, served, not stored.
+	addVersion := func(edit func(*apiextensionsv1.JSONSchemaProps)) *apiextensionsv1.CustomResourceDefinition {
+		crd := edited(g, func(*apiextensionsv1.JSONSchemaProps, *apiextensionsv1.CustomResourceDefinition) {})
+		v := *crd.Spec.Versions[0].DeepCopy()
+		v.Name, v.Storage = "v1beta1", false
+		spec := v.Schema.OpenAPIV3Schema.Properties["spec"]
+		edit(&spec)
+		v.Schema.OpenAPIV3Schema.Properties["spec"] = spec
+		crd.Spec.Versions = append(crd.Spec.Versions, v)
+		return crd
+	}
+	t.Run("a new served version without the rules", func(t *testing.T) {
+		g := NewWithT(t)
+		bare := addVersion(func(s *apiextensionsv1.JSONSchemaProps) {
+			s.XValidations = nil
+			property(s, "arn", func(p *apiextensionsv1.JSONSchemaProps) { p.XValidations = nil })
+		})
+		expectForbidden(g, admin.Update(ctx, bare.DeepCopy(), client.DryRunAll), "adds the served version v1beta1 without every x-kubernetes-validations rule")
+		g.Expect(breakGlass.Update(ctx, bare, client.DryRunAll)).To(Succeed())
+		// With the same rules it is an ordinary upgrade.
+		g.Expect(admin.Update(ctx, addVersion(func(*apiextensionsv1.JSONSchemaProps) {}), client.DryRunAll)).To(Succeed())
+	})
 	t.Run("an added rule passes", func(t *testing.T) {
 		g := NewWithT(t)
 		crd := edited(g, func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
