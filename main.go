@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
 	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
 	flag.DurationVar(&protectionInterval, "protection-check-interval", 10*time.Second, "How often the operator checks that the admission policies of config/policy are installed as shipped and bound with Deny.")
-	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of aws-auth's entries one write may remove, once it has 5 or more; a larger removal is refused until allowed by annotation.")
+	flag.Float64Var(&maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of the entries last applied to aws-auth that one write may remove, once there are 5 or more; a larger removal is refused until allowed by annotation.")
 	flag.StringVar(&backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -112,7 +112,8 @@ func run(opts ctrl.Options, r *controllers.AWSAuthReconciler, protectionInterval
 	if err != nil {
 		return err
 	}
-	shipped, err := controllers.ParseShippedPolicies(policyDir)
+	// The policies name the operator's namespace, which is the backup's.
+	shipped, err := controllers.ParseShippedPolicies(policyDir, r.BackupNamespace)
 	if err != nil {
 		return fmt.Errorf("reading the built-in admission policies: %w", err)
 	}

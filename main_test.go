@@ -28,11 +28,11 @@ func TestEmbeddedPoliciesAreConfigPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shipped, err := controllers.ParseShippedPolicies(dir)
+	shipped, err := controllers.ParseShippedPolicies(dir, controllers.DefaultNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromDisk, err := controllers.ParseShippedPolicies(os.DirFS("config/policy"))
+	fromDisk, err := controllers.ParseShippedPolicies(os.DirFS("config/policy"), controllers.DefaultNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}

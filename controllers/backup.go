@@ -84,7 +84,9 @@ func (r *AWSAuthReconciler) record(ctx context.Context) (data map[string]string,
 			r.backupKey(), iamv1alpha1.DataHashAnnotation, got, want)
 		return nil, true, nil
 	}
-	return backup.Data, true, nil
+	// Intact, so known from now on without a round trip.
+	r.lastApplied = maps.Clone(backup.Data)
+	return r.lastApplied, true, nil
 }
 
 // readBackup reads the backup from the API server, or nil when there is none.

@@ -57,10 +57,16 @@ type ShippedPolicy struct {
 	Binding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
+// DefaultNamespace is the operator's namespace as config/policy names it
+// (its service account, its backup, the parameter). An install elsewhere,
+// such as a Helm release, has it replaced by its own namespace.
+const DefaultNamespace = "aws-auth-guardian-system"
+
 // ParseShippedPolicies reads the policies and bindings of every *.yaml in
-// fsys but kustomization.yaml, keyed by name. Other objects (the parameter
-// ConfigMap of prevent-escalation) are skipped.
-func ParseShippedPolicies(fsys fs.FS) (map[string]ShippedPolicy, error) {
+// fsys but kustomization.yaml, keyed by name, with DefaultNamespace
+// replaced by namespace as an install there does. Other objects (the
+// parameter ConfigMap of prevent-escalation) are skipped.
+func ParseShippedPolicies(fsys fs.FS, namespace string) (map[string]ShippedPolicy, error) {
 	files, err := fs.Glob(fsys, "*.yaml")
 	if err != nil {
 		return nil, err
@@ -74,6 +80,7 @@ func ParseShippedPolicies(fsys fs.FS) (map[string]ShippedPolicy, error) {
 		if err != nil {
 			return nil, err
 		}
+		data = bytes.ReplaceAll(data, []byte(DefaultNamespace), []byte(namespace))
 		reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 		for {
 			doc, err := reader.Read()

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // binding; the parameter ConfigMap and kustomization.yaml are not policies.
 func TestShippedPoliciesAreTheCheckedOnes(t *testing.T) {
 	t.Parallel()
-	shipped, err := ParseShippedPolicies(os.DirFS("../config/policy"))
+	shipped, err := ParseShippedPolicies(os.DirFS("../config/policy"), DefaultNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,26 @@ func TestShippedPoliciesAreTheCheckedOnes(t *testing.T) {
 		if s.Binding.Spec.PolicyName != name {
 			t.Errorf("the binding %s points at %q", name, s.Binding.Spec.PolicyName)
 		}
+	}
+}
+
+// Installed in another namespace (a Helm release), the policies name that
+// namespace, and so must the copy they are compared with.
+func TestShippedPoliciesFollowTheNamespace(t *testing.T) {
+	t.Parallel()
+	shipped, err := ParseShippedPolicies(os.DirFS("../config/policy"), "team-guardian")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := json.Marshal(shipped["aws-auth-guardian-protect-aws-auth"].Policy.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(spec), "system:serviceaccount:team-guardian:aws-auth-guardian-controller-manager") || strings.Contains(string(spec), DefaultNamespace) {
+		t.Errorf("the policy does not name the operator of team-guardian alone: %s", spec)
+	}
+	if ref := shipped["aws-auth-guardian-prevent-escalation"].Binding.Spec.ParamRef; ref == nil || ref.Namespace != "team-guardian" {
+		t.Errorf("the parameter is not looked up in team-guardian: %+v", ref)
 	}
 }
 
@@ -46,7 +67,7 @@ kind: ConfigMap
 metadata: {name: param}
 `)},
 	}
-	_, err := ParseShippedPolicies(fsys)
+	_, err := ParseShippedPolicies(fsys, DefaultNamespace)
 	if err == nil || !strings.Contains(err.Error(), "admission policy a is shipped without its binding") {
 		t.Fatalf("got %v", err)
 	}

@@ -190,7 +190,7 @@ func TestOperatorReportsThePoliciesRealState(t *testing.T) {
 	applyConfig(t, "config/rbac")
 	g := NewWithT(t)
 	ctx := context.Background()
-	shipped, err := controllers.ParseShippedPolicies(os.DirFS(filepath.Join(repoRoot, "config", "policy")))
+	shipped, err := controllers.ParseShippedPolicies(os.DirFS(filepath.Join(repoRoot, "config", "policy")), operatorNamespace)
 	g.Expect(err).NotTo(HaveOccurred())
 	operatorClient, _ := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
 	logs := &logLines{}
