@@ -97,8 +97,8 @@ type AWSAuthReconciler struct {
 
 	controller       controller.Controller
 	watchingMappings bool
-	// lastApplied is the data this process last wrote, and knows the
-	// backup holds.
+	// lastApplied is the data this process last wrote, or read from an
+	// intact backup: what it knows the backup holds.
 	lastApplied map[string]string
 	// rejectedBackup is the resourceVersion of the backup last found
 	// written by someone else, so that it is reported once.
@@ -227,8 +227,7 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	// Entries too large to fit hold back only themselves: the others,
 	// revocations included, are still written, and what is applied keeps
 	// its place.
-	resolution := awsauth.Fit(awsauth.Resolve(renderInputs(rendering)), applied)
-	data, renderErr := awsauth.Render(resolution.Entries)
+	resolution, data, renderErr := awsauth.RenderFitted(awsauth.Resolve(renderInputs(rendering)), applied)
 	if live, err = r.reread(ctx, live); err != nil {
 		return ctrl.Result{}, err
 	}

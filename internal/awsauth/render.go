@@ -32,6 +32,9 @@ type userYAML struct {
 	Groups   []string `yaml:"groups,omitempty"`
 }
 
+// ErrTooLarge is Render's refusal of data over MaxDataBytes.
+var ErrTooLarge = errors.New("over the ConfigMap limit")
+
 // Render turns entries into aws-auth data. It is deterministic: the same
 // entries in any order give byte-identical data. It refuses duplicate
 // identities (the authenticator would let the last one win), data over the
@@ -63,7 +66,7 @@ func Render(entries []Entry) (map[string]string, error) {
 	}
 
 	if size := DataSize(data); size > MaxDataBytes {
-		return nil, fmt.Errorf("the render is %d bytes, over the ConfigMap limit of %d bytes (%d entries)", size, MaxDataBytes, len(sorted))
+		return nil, fmt.Errorf("the render is %d bytes, %w of %d bytes (%d entries)", size, ErrTooLarge, MaxDataBytes, len(sorted))
 	}
 	parsed, errs := Parse(data)
 	if err := errors.Join(errs...); err != nil {

@@ -1,6 +1,7 @@
 package awsauth
 
 import (
+	"errors"
 	"maps"
 	"slices"
 )
@@ -13,6 +14,20 @@ type Overflow struct {
 	// FreeBytes is what the kept entries leave of MaxDataBytes: an entry
 	// at most this large would fit.
 	FreeBytes int
+}
+
+// RenderFitted renders a resolution, leaving out what does not fit (see
+// Fit). Fit runs only when the whole render is over the limit: measuring
+// entry by entry costs about half as much again as the render itself, on
+// every reconcile.
+func RenderFitted(res Resolution, applied []Entry) (Resolution, map[string]string, error) {
+	data, err := Render(res.Entries)
+	if !errors.Is(err, ErrTooLarge) {
+		return res, data, err
+	}
+	res = Fit(res, applied)
+	data, err = Render(res.Entries)
+	return res, data, err
 }
 
 // Fit keeps the entries of a resolution that fit together within

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -206,6 +207,19 @@ func TestFit(t *testing.T) {
 			}
 			if got := limit - awsauth.DataSize(data); tt.free >= 0 && got != tt.free {
 				t.Errorf("the render leaves %d bytes free, want %d", got, tt.free)
+			}
+			// RenderFitted fits only what is over the limit, to the same end.
+			viaRender, renderedData, err := awsauth.RenderFitted(res, applied)
+			if err != nil {
+				t.Fatalf("RenderFitted: %v", err)
+			}
+			if !maps.Equal(renderedData, data) {
+				t.Error("RenderFitted renders other data than Render of Fit")
+			}
+			for _, m := range tt.mappings {
+				if diff := gocmp.Diff(fitted.Outcomes[m.Name].TooLarge, viaRender.Outcomes[m.Name].TooLarge); diff != "" {
+					t.Errorf("%s: RenderFitted says otherwise of TooLarge (-Fit +RenderFitted):\n%s", m.Name, diff)
+				}
 			}
 			if again := awsauth.Fit(fitted, applied); !slices.EqualFunc(again.Entries, fitted.Entries, awsauth.Entry.Equal) {
 				t.Error("a fitted resolution does not fit again unchanged")
