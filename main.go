@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/cli"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // policyFiles are the admission policies as released, built in so that the
@@ -56,7 +57,7 @@ func main() {
 	flag.DurationVar(opts.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long the other replicas wait for a leader that stopped renewing its Lease (killed, say) before one takes over: the longest aws-auth goes unwatched after a leader dies.")
 	flag.DurationVar(opts.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its Lease before it steps down; shorter than the lease duration.")
 	flag.DurationVar(opts.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the Lease.")
-	flag.StringVar(&mode, "configmap-mode", string(controllers.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
+	flag.StringVar(&mode, "configmap-mode", string(managed.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
 	flag.DurationVar(&batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
 	flag.DurationVar(&recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
 	flag.DurationVar(&protectionInterval, "protection-check-interval", 10*time.Second, "How often the operator checks that the admission policies of config/policy are installed as shipped and bound with Deny.")
@@ -73,7 +74,7 @@ func main() {
 	klog.SetLogger(logger)
 	log := ctrl.Log.WithName("setup")
 	reconciler := &controllers.AWSAuthReconciler{
-		Mode:            controllers.ConfigMapMode(mode),
+		Mode:            managed.Mode(mode),
 		BatchDelay:      batchDelay,
 		MaxRemovedShare: maxRemovedShare,
 		BackupNamespace: backupNamespace,
@@ -93,8 +94,8 @@ func envOr(name, fallback string) string {
 }
 
 func run(opts ctrl.Options, r *controllers.AWSAuthReconciler, protectionInterval time.Duration) error {
-	if r.Mode != controllers.Immutable && r.Mode != controllers.Mutable {
-		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, r.Mode)
+	if r.Mode != managed.Immutable && r.Mode != managed.Mutable {
+		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", managed.Immutable, managed.Mutable, r.Mode)
 	}
 	if r.MaxRemovedShare < 0 || r.MaxRemovedShare > 1 {
 		return fmt.Errorf("--max-removed-share must be between 0 and 1, not %v", r.MaxRemovedShare)

@@ -12,6 +12,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/adopt"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // reasonUnrepresentable labels a takeover held because aws-auth has entries
@@ -32,7 +33,7 @@ type adoption struct {
 // exists the operator has written aws-auth, and an aws-auth it did not
 // write is drift (someone recreated it), not something to adopt.
 func (r *AWSAuthReconciler) adopt(ctx context.Context, live *corev1.ConfigMap, existing []iamv1alpha1.IAMIdentityMapping) (adoption, error) {
-	if live == nil || isManaged(live) {
+	if live == nil || managed.IsManaged(live) {
 		return adoption{}, nil
 	}
 	_, written, err := r.record(ctx)

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,25 +28,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
-)
-
-// AWSAuthKey is the ConfigMap this operator manages, and the one reconcile
-// key: every event about it, the CRD or any mapping leads here.
-var AWSAuthKey = types.NamespacedName{Namespace: "kube-system", Name: "aws-auth"}
-
-// CRDName is the IAMIdentityMapping CRD. The operator runs without it (it
-// then only keeps aws-auth alive) and starts rendering when it appears.
-const CRDName = "iamidentitymappings.iam.aws-auth-guardian.dev"
-
-// ConfigMapMode says how aws-auth is written.
-type ConfigMapMode string
-
-const (
-	// Immutable data: every change is a replace (delete, then create).
-	Immutable ConfigMapMode = "immutable"
-	// Mutable data, updated in place, for clusters where EKS itself must
-	// still write aws-auth.
-	Mutable ConfigMapMode = "mutable"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // CacheOptions limits the manager's cache to what the reconciler reads
@@ -61,11 +42,11 @@ func CacheOptions() cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {
-				Namespaces: map[string]cache.Config{AWSAuthKey.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", AWSAuthKey.Name),
+				Namespaces: map[string]cache.Config{managed.AWSAuthKey.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", managed.AWSAuthKey.Name),
 			},
 			&apiextensionsv1.CustomResourceDefinition{}: {
-				Field: fields.OneTermEqualSelector("metadata.name", CRDName),
+				Field: fields.OneTermEqualSelector("metadata.name", managed.CRDName),
 			},
 		},
 	}
@@ -82,7 +63,7 @@ type AWSAuthReconciler struct {
 	// Cache serves the mapping watch, started once the CRD exists.
 	Cache    cache.Cache
 	Recorder events.EventRecorder
-	Mode     ConfigMapMode
+	Mode     managed.Mode
 	// BatchDelay lets a burst of mapping changes (a GitOps sync) land as
 	// one write. Changes to aws-auth itself are never delayed.
 	BatchDelay time.Duration
@@ -154,7 +135,7 @@ func (r *AWSAuthReconciler) watchMappings() error {
 // enqueueAWSAuth maps every event to the one key, after delay.
 func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		q.AddAfter(reconcile.Request{NamespacedName: AWSAuthKey}, delay)
+		q.AddAfter(reconcile.Request{NamespacedName: managed.AWSAuthKey}, delay)
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -227,13 +208,13 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 	// Entries too large to fit hold back only themselves: the others,
 	// revocations included, are still written, and what is applied keeps
 	// its place.
-	resolution, data, renderErr := awsauth.RenderFitted(awsauth.Resolve(renderInputs(rendering)), applied)
+	resolution, rendered, renderErr := awsauth.RenderFitted(awsauth.Resolve(renderInputs(rendering)), applied)
 	if live, err = r.reread(ctx, live); err != nil {
 		return ctrl.Result{}, err
 	}
 	result := applyResult{renderErr: renderErr}
 	if renderErr == nil {
-		result.wipe = r.checkWipe(ctx, live, applied, resolution.Entries, data, adopted.held)
+		result.wipe = r.checkWipe(ctx, live, applied, resolution.Entries, rendered.Data, adopted.held)
 	}
 	switch {
 	case renderErr != nil || result.wipe != nil:
@@ -242,7 +223,7 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 		}
 		result.served = servedEntries(live)
 	default:
-		if err := r.apply(ctx, live, data); err != nil {
+		if err := r.apply(ctx, live, rendered.Data); err != nil {
 			r.reportApplyFailure(live, err)
 			return ctrl.Result{}, err
 		}
@@ -250,7 +231,7 @@ func (r *AWSAuthReconciler) reconcile(ctx context.Context) (ctrl.Result, error) 
 		// aws-auth is right now; a failure below is retried, but must not
 		// keep the mappings from saying so.
 		return ctrl.Result{}, errors.Join(
-			r.saveBackup(ctx, data),
+			r.saveBackup(ctx, rendered.Data),
 			r.releaseMappings(ctx, mappings),
 			r.reportStatus(ctx, mappings, resolution, result),
 		)
@@ -296,7 +277,7 @@ type applyResult struct {
 
 func (r *AWSAuthReconciler) getAWSAuth(ctx context.Context) (*corev1.ConfigMap, error) {
 	live := &corev1.ConfigMap{}
-	err := r.APIReader.Get(ctx, AWSAuthKey, live)
+	err := r.APIReader.Get(ctx, managed.AWSAuthKey, live)
 	switch {
 	case apierrors.IsNotFound(err):
 		awsAuthPresent.Set(0)
@@ -323,7 +304,7 @@ func (r *AWSAuthReconciler) crdUnusable(ctx context.Context) (string, error) {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	// From the cache: the CRD is watched, so a change to it brings us back;
 	// a round trip here would only delay healing aws-auth.
-	err := r.Client.Get(ctx, client.ObjectKey{Name: CRDName}, crd)
+	err := r.Client.Get(ctx, client.ObjectKey{Name: managed.CRDName}, crd)
 	switch {
 	case apierrors.IsNotFound(err):
 		return "the IAMIdentityMapping CRD is not installed", nil
@@ -370,7 +351,7 @@ func awsAuthOrReference(live *corev1.ConfigMap) *corev1.ConfigMap {
 	if live != nil {
 		return live
 	}
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name}}
 }
 
 // listMappings reads mappings from the cache, bounded in time: a cache
@@ -401,23 +382,7 @@ func liveMappings(items []iamv1alpha1.IAMIdentityMapping) []*iamv1alpha1.IAMIden
 func renderInputs(mappings []*iamv1alpha1.IAMIdentityMapping) []awsauth.Mapping {
 	inputs := make([]awsauth.Mapping, len(mappings))
 	for i, m := range mappings {
-		inputs[i] = RenderInput(m)
+		inputs[i] = managed.MappingInput(m)
 	}
 	return inputs
-}
-
-// RenderInput is what the render needs of a mapping.
-func RenderInput(m *iamv1alpha1.IAMIdentityMapping) awsauth.Mapping {
-	groups := make([]string, len(m.Spec.Groups))
-	for i, g := range m.Spec.Groups {
-		groups[i] = string(g)
-	}
-	return awsauth.Mapping{
-		Name:      m.Name,
-		Created:   m.CreationTimestamp.Time,
-		ARN:       m.Spec.ARN,
-		Username:  string(m.Spec.Username),
-		Groups:    groups,
-		AccountID: m.Spec.AccountID,
-	}
 }

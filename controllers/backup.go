@@ -13,12 +13,8 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
-
-// BackupName is the ConfigMap, in the operator's namespace, that holds the
-// data last applied to aws-auth. It lets the operator recreate aws-auth
-// when the CRD or every mapping is gone.
-const BackupName = "aws-auth-backup"
 
 // +kubebuilder:rbac:groups="",namespace=aws-auth-guardian-system,resources=configmaps,resourceNames=aws-auth-backup,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",namespace=aws-auth-guardian-system,resources=configmaps,verbs=create
@@ -35,7 +31,7 @@ func (r *AWSAuthReconciler) saveBackup(ctx context.Context, data map[string]stri
 		return err
 	}
 	if backup == nil {
-		backup = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.BackupNamespace, Name: BackupName}}
+		backup = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.BackupNamespace, Name: managed.BackupName}}
 	}
 	original := backup.DeepCopy()
 	backup.Data = maps.Clone(data)
@@ -103,7 +99,7 @@ func (r *AWSAuthReconciler) readBackup(ctx context.Context) (*corev1.ConfigMap, 
 }
 
 func (r *AWSAuthReconciler) backupKey() client.ObjectKey {
-	return client.ObjectKey{Namespace: r.BackupNamespace, Name: BackupName}
+	return client.ObjectKey{Namespace: r.BackupNamespace, Name: managed.BackupName}
 }
 
 // restoreLastApplied recreates a missing aws-auth with the data last

@@ -16,10 +16,10 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // What was done to aws-auth; the event reason.
@@ -47,7 +47,7 @@ func (r *AWSAuthReconciler) apply(ctx context.Context, live *corev1.ConfigMap, d
 	}
 
 	desired := live.DeepCopy()
-	SetManaged(desired, data, r.Mode)
+	managed.Set(desired, awsauth.Rendered{Data: data, Hash: awsauth.Hash(data)}, r.Mode)
 	if equality.Semantic.DeepEqual(live, desired) {
 		return nil
 	}
@@ -76,7 +76,7 @@ func driftCause(live *corev1.ConfigMap, data map[string]string) string {
 	liveHash := awsauth.Hash(live.Data)
 	sameData := liveHash == awsauth.Hash(data) && len(live.BinaryData) == 0
 	// Any of our marks left says we wrote it once.
-	ours := isManaged(live) || live.Annotations[iamv1alpha1.DataHashAnnotation] != ""
+	ours := managed.IsManaged(live) || live.Annotations[iamv1alpha1.DataHashAnnotation] != ""
 	switch {
 	case !ours && sameData:
 		return "" // taking over an adopted aws-auth
@@ -100,7 +100,7 @@ func (r *AWSAuthReconciler) keep(ctx context.Context, live *corev1.ConfigMap) er
 		r.reportNoBackup(ctx)
 		return nil
 	case !live.DeletionTimestamp.IsZero():
-		if !isManaged(live) {
+		if !managed.IsManaged(live) {
 			// Not ours to hold: recreating it would need our finalizer,
 			// which it never had.
 			return nil
@@ -108,10 +108,6 @@ func (r *AWSAuthReconciler) keep(ctx context.Context, live *corev1.ConfigMap) er
 		return r.finishReplace(ctx, live, live.Data, actionRecreated)
 	}
 	return nil
-}
-
-func isManaged(cm *corev1.ConfigMap) bool {
-	return cm.Labels[iamv1alpha1.ManagedByLabel] == iamv1alpha1.ManagedByValue
 }
 
 // finishReplace lets a deleted aws-auth go and creates the new one at
@@ -162,60 +158,18 @@ func (r *AWSAuthReconciler) releaseFinalizer(ctx context.Context, old *corev1.Co
 // create writes a new aws-auth with data and returns it; the labels and
 // annotations that others put on the previous object, if any, carry over.
 func (r *AWSAuthReconciler) create(ctx context.Context, previous *corev1.ConfigMap, data map[string]string, action string) (*corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: AWSAuthKey.Namespace, Name: AWSAuthKey.Name}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name}}
 	if previous != nil {
 		cm.Labels = maps.Clone(previous.Labels)
 		cm.Annotations = maps.Clone(previous.Annotations)
 	}
-	SetManaged(cm, data, r.Mode)
+	managed.Set(cm, awsauth.Rendered{Data: data, Hash: awsauth.Hash(data)}, r.Mode)
 	if err := r.Client.Create(ctx, cm); err != nil {
 		return nil, fmt.Errorf("creating aws-auth: %w", err)
 	}
 	r.recordApplied(ctx, cm, action)
 	return cm, nil
 }
-
-// SetManaged puts on cm everything this operator owns: the data, the
-// mode, the label, the hash annotation and the finalizer. Other labels,
-// annotations and finalizers are left alone. There are no ownerReferences,
-// ever: garbage collection of aws-auth is the outage this project prevents.
-func SetManaged(cm *corev1.ConfigMap, data map[string]string, mode ConfigMapMode) {
-	cm.Data = maps.Clone(data)
-	cm.BinaryData = nil
-	cm.Immutable = nil
-	if mode == Immutable {
-		cm.Immutable = ptr.To(true)
-	}
-	if cm.Labels == nil {
-		cm.Labels = map[string]string{}
-	}
-	cm.Labels[iamv1alpha1.ManagedByLabel] = iamv1alpha1.ManagedByValue
-	if cm.Annotations == nil {
-		cm.Annotations = map[string]string{}
-	}
-	cm.Annotations[iamv1alpha1.DataHashAnnotation] = awsauth.Hash(data)
-	// aws-auth must never be part of an Argo CD application: its immutable
-	// data needs Replace and Force to sync, and a prune would lock the
-	// cluster out. These tell Argo CD to leave it alone if an application
-	// ever sees it, and the tracking marks are dropped so none claims it.
-	maps.Copy(cm.Annotations, argoCDAnnotations)
-	for _, label := range argoCDTrackingLabels {
-		delete(cm.Labels, label)
-	}
-	delete(cm.Annotations, argoCDTrackingAnnotation)
-	controllerutil.AddFinalizer(cm, iamv1alpha1.ProtectionFinalizer)
-}
-
-var (
-	argoCDAnnotations = map[string]string{
-		"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
-		"argocd.argoproj.io/sync-options":    "Prune=false,Delete=false",
-	}
-	// Argo CD tracks by the label app.kubernetes.io/instance (its default),
-	// by argocd.argoproj.io/instance, or by the annotation below.
-	argoCDTrackingLabels     = []string{"app.kubernetes.io/instance", "argocd.argoproj.io/instance"}
-	argoCDTrackingAnnotation = "argocd.argoproj.io/tracking-id"
-)
 
 func (r *AWSAuthReconciler) recordApplied(ctx context.Context, cm *corev1.ConfigMap, action string) {
 	switch action {

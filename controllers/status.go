@@ -17,6 +17,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // reportStatus writes each mapping's status, only where it changed. It is
@@ -40,7 +41,7 @@ func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1al
 			if result.wipe == nil {
 				continue
 			}
-			outcome.Entry, outcome.Err = RenderInput(m).Entry()
+			outcome.Entry, outcome.Err = managed.MappingInput(m).Entry()
 		}
 		status := desiredStatus(m, outcome, result)
 		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
@@ -98,7 +99,7 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, r
 		}
 	}
 
-	reason, message := iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", AWSAuthKey, status.Section)
+	reason, message := iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", managed.AWSAuthKey, status.Section)
 	switch {
 	case outcome.Err != nil:
 		reason, message = iamv1alpha1.ReasonInvalid, outcome.Err.Error()
@@ -109,7 +110,7 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, r
 	case slices.ContainsFunc(result.served, outcome.Entry.Equal):
 	case outcome.TooLarge != nil:
 		reason, message = iamv1alpha1.ReasonTooLarge, fmt.Sprintf("The entry is %d bytes and does not fit: the older or already applied mappings leave %d of the %d bytes a ConfigMap may hold, so it is left out of %s. Shorten its groups or username, or delete other mappings",
-			outcome.TooLarge.EntryBytes, outcome.TooLarge.FreeBytes, awsauth.MaxDataBytes, AWSAuthKey)
+			outcome.TooLarge.EntryBytes, outcome.TooLarge.FreeBytes, awsauth.MaxDataBytes, managed.AWSAuthKey)
 	case result.renderErr != nil:
 		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", result.renderErr)
 	case result.wipe != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/workqueue"
@@ -25,7 +26,7 @@ func (r *AWSAuthReconciler) awsAuthSource(watcher client.WithWatch) source.Sourc
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		go watchAWSAuth(ctx, watcher, func() {
 			r.awsAuthChanged.Store(true)
-			q.Add(reconcile.Request{NamespacedName: AWSAuthKey})
+			q.Add(reconcile.Request{NamespacedName: managed.AWSAuthKey})
 		})
 		return nil
 	})
@@ -40,7 +41,7 @@ func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func())
 	for {
 		started := time.Now()
 		w, err := watcher.Watch(ctx, &corev1.ConfigMapList{},
-			client.InNamespace(AWSAuthKey.Namespace), client.MatchingFields{"metadata.name": AWSAuthKey.Name})
+			client.InNamespace(managed.AWSAuthKey.Namespace), client.MatchingFields{"metadata.name": managed.AWSAuthKey.Name})
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			log.Error(err, "Watching aws-auth failed; retrying", "interval", ReconnectInterval)

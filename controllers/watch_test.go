@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,7 +73,7 @@ func TestWatchAWSAuthStartsOverAndEnqueuesEachTime(t *testing.T) {
 	g.Eventually(changes.Load).WithTimeout(5*time.Second).Should(BeEquivalentTo(5), "an event of the new watch did not enqueue")
 
 	for i, o := range w.opts {
-		if o.Namespace != AWSAuthKey.Namespace || o.FieldSelector.String() != "metadata.name="+AWSAuthKey.Name {
+		if o.Namespace != managed.AWSAuthKey.Namespace || o.FieldSelector.String() != "metadata.name="+managed.AWSAuthKey.Name {
 			t.Errorf("watch %d: namespace %q, field selector %q: not aws-auth alone", i+1, o.Namespace, o.FieldSelector)
 		}
 	}

@@ -27,7 +27,7 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			return
 		}
-		data, err := awsauth.Render([]awsauth.Entry{e})
+		data, err := renderData([]awsauth.Entry{e})
 		if err != nil {
 			t.Fatalf("valid mapping %+v does not render: %v", m, err)
 		}
@@ -58,7 +58,7 @@ func FuzzRender(f *testing.F) {
 			return
 		}
 		otherSize, _ := awsauth.EntryBytes(other)
-		both, err := awsauth.Render([]awsauth.Entry{e, other})
+		both, err := renderData([]awsauth.Entry{e, other})
 		if err != nil {
 			t.Fatalf("Render of %+v and %+v: %v", e, other, err)
 		}
@@ -92,7 +92,7 @@ func FuzzParse(f *testing.F) {
 			mappings = append(mappings, m)
 		}
 		res := awsauth.Resolve(mappings)
-		rendered, err := awsauth.Render(res.Entries)
+		rendered, err := renderData(res.Entries)
 		if err != nil {
 			t.Fatalf("entries read from %q do not render: %v", data, err)
 		}

@@ -65,3 +65,9 @@ func requireErrorContains(t *testing.T, err error, wants ...string) {
 }
 
 func account(i int) string { return fmt.Sprintf("%012d", 100000000000+i) }
+
+// renderData is the data of a render, for tests about the bytes.
+func renderData(entries []awsauth.Entry) (map[string]string, error) {
+	rendered, err := awsauth.Render(entries)
+	return rendered.Data, err
+}

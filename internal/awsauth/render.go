@@ -35,16 +35,29 @@ type userYAML struct {
 // ErrTooLarge is Render's refusal of data over MaxDataBytes.
 var ErrTooLarge = errors.New("over the ConfigMap limit")
 
+// Rendered is aws-auth data with what is known of it: the entries it
+// parses back to, its hash and its size. Computed once per render, so that
+// nothing downstream parses or hashes the same bytes again.
+type Rendered struct {
+	// Entries are what the authenticator reads from Data, in render order.
+	Entries []Entry
+	Data    map[string]string
+	// Hash is Hash(Data), as recorded on aws-auth.
+	Hash string
+	// Size is DataSize(Data), what the API server counts against MaxDataBytes.
+	Size int
+}
+
 // Render turns entries into aws-auth data. It is deterministic: the same
 // entries in any order give byte-identical data. It refuses duplicate
 // identities (the authenticator would let the last one win), data over the
 // ConfigMap limit, and any render that does not parse back to exactly the
 // entries it was given, so what it returns is what the authenticator sees.
-func Render(entries []Entry) (map[string]string, error) {
+func Render(entries []Entry) (Rendered, error) {
 	sorted := slices.SortedStableFunc(slices.Values(entries), compareEntries)
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].key() == sorted[i-1].key() {
-			return nil, fmt.Errorf("%s lists %s twice; the authenticator would silently keep only the last", sorted[i].Section, sorted[i].Identity)
+			return Rendered{}, fmt.Errorf("%s lists %s twice; the authenticator would silently keep only the last", sorted[i].Section, sorted[i].Identity)
 		}
 	}
 
@@ -52,7 +65,7 @@ func Render(entries []Entry) (map[string]string, error) {
 	for _, e := range sorted {
 		it, err := item(e)
 		if err != nil {
-			return nil, err
+			return Rendered{}, err
 		}
 		lists[e.Section] = append(lists[e.Section], it)
 	}
@@ -62,20 +75,21 @@ func Render(entries []Entry) (map[string]string, error) {
 		putSection(data, MapUsers, lists[MapUsers]),
 		putSection(data, MapAccounts, lists[MapAccounts]),
 	); err != nil {
-		return nil, err
+		return Rendered{}, err
 	}
 
-	if size := DataSize(data); size > MaxDataBytes {
-		return nil, fmt.Errorf("the render is %d bytes, %w of %d bytes (%d entries)", size, ErrTooLarge, MaxDataBytes, len(sorted))
+	size := DataSize(data)
+	if size > MaxDataBytes {
+		return Rendered{}, fmt.Errorf("the render is %d bytes, %w of %d bytes (%d entries)", size, ErrTooLarge, MaxDataBytes, len(sorted))
 	}
 	parsed, errs := Parse(data)
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("the render does not parse back: %w", err)
+		return Rendered{}, fmt.Errorf("the render does not parse back: %w", err)
 	}
 	if !slices.EqualFunc(parsed, sorted, Entry.Equal) {
-		return nil, fmt.Errorf("the render does not parse back to the same %d entries", len(sorted))
+		return Rendered{}, fmt.Errorf("the render does not parse back to the same %d entries", len(sorted))
 	}
-	return data, nil
+	return Rendered{Entries: parsed, Data: data, Hash: Hash(data), Size: size}, nil
 }
 
 // item is what an entry is in its section's YAML list.

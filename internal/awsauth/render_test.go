@@ -45,7 +45,7 @@ func TestRenderKeysAndSections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			data, err := awsauth.Render(tt.entries)
+			data, err := renderData(tt.entries)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -67,7 +67,7 @@ func TestRenderFieldNames(t *testing.T) {
 		userEntry(userARN(acct, "eng/alice"), "alice", "eng"),
 		accountEntry("000011112222"),
 	}
-	data, err := awsauth.Render(entries)
+	data, err := renderData(entries)
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
@@ -126,7 +126,7 @@ func TestRenderTrickyNames(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Entry: %v", err)
 			}
-			data, err := awsauth.Render([]awsauth.Entry{e})
+			data, err := renderData([]awsauth.Entry{e})
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -179,7 +179,7 @@ func TestRenderRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			data, err := awsauth.Render(tt.entries)
+			data, err := renderData(tt.entries)
 			requireErrorContains(t, err, tt.wantErr...)
 			if data != nil {
 				t.Errorf("got data %v along with the error", data)
@@ -205,7 +205,7 @@ func TestRenderSizeLimit(t *testing.T) {
 		for i := range entries {
 			entries[i] = bigEntry(i)
 		}
-		return awsauth.Render(entries)
+		return renderData(entries)
 	}
 	one, err := render(1)
 	if err != nil {
@@ -272,7 +272,7 @@ func mixedEntries(n int) []awsauth.Entry {
 func TestRenderIsDeterministic(t *testing.T) {
 	t.Parallel()
 	entries := mixedEntries(60)
-	first, err := awsauth.Render(entries)
+	first, err := renderData(entries)
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
@@ -280,7 +280,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 	for i := range 200 {
 		shuffled := slices.Clone(entries)
 		rng.Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
-		got, err := awsauth.Render(shuffled)
+		got, err := renderData(shuffled)
 		if err != nil {
 			t.Fatalf("shuffle %d: Render: %v", i, err)
 		}
@@ -297,7 +297,7 @@ func TestRenderDoesNotModifyItsInput(t *testing.T) {
 	t.Parallel()
 	entries := mixedEntries(20)
 	before := slices.Clone(entries)
-	if _, err := awsauth.Render(entries); err != nil {
+	if _, err := renderData(entries); err != nil {
 		t.Fatalf("Render: %v", err)
 	}
 	if diff := gocmp.Diff(before, entries); diff != "" {
@@ -322,7 +322,7 @@ func TestRenderParseRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			data, err := awsauth.Render(tt.entries)
+			data, err := renderData(tt.entries)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -334,6 +334,33 @@ func TestRenderParseRoundTrip(t *testing.T) {
 				t.Errorf("Parse(Render(x)) mismatch (-x +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A render carries its entries, hash and size so that the operator never
+// parses or hashes the same bytes again: they must describe its data.
+func TestRenderedDescribesItsData(t *testing.T) {
+	entries := []awsauth.Entry{
+		{Section: awsauth.MapUsers, Identity: "arn:aws:iam::111122223333:user/alice", Username: "alice", Groups: []string{"devs"}},
+		{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/nodes", Username: "system:node:{{EC2PrivateDNSName}}", Groups: []string{"system:bootstrappers", "system:nodes"}},
+		{Section: awsauth.MapAccounts, Identity: "444455556666"},
+	}
+	rendered, err := awsauth.Render(entries)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	parsed, errs := awsauth.Parse(rendered.Data)
+	if len(errs) > 0 {
+		t.Fatalf("Parse: %v", errs)
+	}
+	if diff := gocmp.Diff(parsed, rendered.Entries); diff != "" {
+		t.Errorf("Entries differ from what the data parses to (-parsed +Entries):\n%s", diff)
+	}
+	if got := awsauth.Hash(rendered.Data); rendered.Hash != got {
+		t.Errorf("Hash = %s, the data hashes to %s", rendered.Hash, got)
+	}
+	if got := awsauth.DataSize(rendered.Data); rendered.Size != got {
+		t.Errorf("Size = %d, the data is %d bytes", rendered.Size, got)
 	}
 }
 

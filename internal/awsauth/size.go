@@ -20,14 +20,14 @@ type Overflow struct {
 // Fit). Fit runs only when the whole render is over the limit: measuring
 // entry by entry costs about half as much again as the render itself, on
 // every reconcile.
-func RenderFitted(res Resolution, applied []Entry) (Resolution, map[string]string, error) {
-	data, err := Render(res.Entries)
+func RenderFitted(res Resolution, applied []Entry) (Resolution, Rendered, error) {
+	rendered, err := Render(res.Entries)
 	if !errors.Is(err, ErrTooLarge) {
-		return res, data, err
+		return res, rendered, err
 	}
 	res = Fit(res, applied)
-	data, err = Render(res.Entries)
-	return res, data, err
+	rendered, err = Render(res.Entries)
+	return res, rendered, err
 }
 
 // Fit keeps the entries of a resolution that fit together within

@@ -20,7 +20,7 @@ import (
 // itself: the data of the entry alone, less its section's key.
 func renderedBytes(t testing.TB, e awsauth.Entry) int {
 	t.Helper()
-	data, err := awsauth.Render([]awsauth.Entry{e})
+	data, err := renderData([]awsauth.Entry{e})
 	if err != nil {
 		t.Fatalf("Render(%v): %v", e.Identity, err)
 	}
@@ -201,7 +201,7 @@ func TestFit(t *testing.T) {
 			if diff := gocmp.Diff(sortedEntries(want), fitted.Entries, entryOpts); diff != "" {
 				t.Errorf("Entries mismatch (-want +got):\n%s", diff)
 			}
-			data, err := awsauth.Render(fitted.Entries)
+			data, err := renderData(fitted.Entries)
 			if err != nil {
 				t.Fatalf("Render of the kept entries: %v", err)
 			}
@@ -213,7 +213,7 @@ func TestFit(t *testing.T) {
 			if err != nil {
 				t.Fatalf("RenderFitted: %v", err)
 			}
-			if !maps.Equal(renderedData, data) {
+			if !maps.Equal(renderedData.Data, data) {
 				t.Error("RenderFitted renders other data than Render of Fit")
 			}
 			for _, m := range tt.mappings {
@@ -269,7 +269,7 @@ func TestFitProperties(t *testing.T) {
 			}
 			fitted := awsauth.Fit(awsauth.Resolve(mappings), applied)
 
-			data, err := awsauth.Render(fitted.Entries)
+			data, err := renderData(fitted.Entries)
 			if err != nil {
 				t.Fatalf("the kept entries do not render: %v", err)
 			}
@@ -328,7 +328,7 @@ func TestFitProperties(t *testing.T) {
 				for _, n := range append(kept, left[0]) {
 					entries = append(entries, fitted.Outcomes[n].Entry)
 				}
-				if _, err := awsauth.Render(entries); err == nil || !strings.Contains(err.Error(), "over the ConfigMap limit") {
+				if _, err := renderData(entries); err == nil || !strings.Contains(err.Error(), "over the ConfigMap limit") {
 					t.Errorf("Render of the kept entries and %s: got %v, want the size refused", left[0], err)
 				}
 			}

@@ -484,7 +484,7 @@ func TestRenderIsTheOperatorsConfigMap(t *testing.T) {
 	if err := yaml.UnmarshalStrict([]byte(r.stdout), &cm); err != nil {
 		t.Fatalf("the render is not a ConfigMap: %v\n%s", err, r.stdout)
 	}
-	data, err := awsauth.Render([]awsauth.Entry{{Section: awsauth.MapUsers, Identity: userARN("alice"), Username: "alice"}})
+	rendered, err := awsauth.Render([]awsauth.Entry{{Section: awsauth.MapUsers, Identity: userARN("alice"), Username: "alice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,14 +494,14 @@ func TestRenderIsTheOperatorsConfigMap(t *testing.T) {
 			Namespace: "kube-system", Name: "aws-auth",
 			Labels: map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue},
 			Annotations: map[string]string{
-				iamv1alpha1.DataHashAnnotation:       awsauth.Hash(data),
+				iamv1alpha1.DataHashAnnotation:       awsauth.Hash(rendered.Data),
 				"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
 				"argocd.argoproj.io/sync-options":    "Prune=false,Delete=false",
 			},
 			Finalizers: []string{iamv1alpha1.ProtectionFinalizer},
 		},
 		Immutable: new(true),
-		Data:      data,
+		Data:      rendered.Data,
 	}
 	if diff := gocmp.Diff(want, cm); diff != "" {
 		t.Errorf("ConfigMap mismatch (-want +got):\n%s", diff)

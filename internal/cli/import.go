@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/adopt"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 const importDescription = `
@@ -149,7 +149,7 @@ func configMapFromCluster(kubeconfig string) (*corev1.ConfigMap, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	key := controllers.AWSAuthKey
+	key := managed.AWSAuthKey
 	cm, err := client.ConfigMaps(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 const renderDescription = `
@@ -33,7 +33,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("render", "--file PATH|- [--file PATH ...] [--configmap-mode immutable|mutable]", renderDescription, stderr)
 	var files fileList
 	fs.Var(&files, "file", "Read IAMIdentityMappings from this YAML `path`; - reads stdin. May be given several times.")
-	mode := fs.String("configmap-mode", string(controllers.Immutable), "Render aws-auth as the operator writes it in this `mode`: immutable or mutable.")
+	mode := fs.String("configmap-mode", string(managed.Immutable), "Render aws-auth as the operator writes it in this `mode`: immutable or mutable.")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -42,8 +42,8 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		say(stderr, "render: give at least one --file")
 		fs.Usage()
 		return exitBadInput
-	case *mode != string(controllers.Immutable) && *mode != string(controllers.Mutable):
-		say(stderr, "render: --configmap-mode must be %q or %q, not %q", controllers.Immutable, controllers.Mutable, *mode)
+	case *mode != string(managed.Immutable) && *mode != string(managed.Mutable):
+		say(stderr, "render: --configmap-mode must be %q or %q, not %q", managed.Immutable, managed.Mutable, *mode)
 		return exitBadInput
 	case countStdin(files) > 1:
 		say(stderr, "render: --file - (stdin) may be given only once")
@@ -61,7 +61,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	inputs := make([]awsauth.Mapping, len(mappings))
 	for i := range mappings {
-		inputs[i] = controllers.RenderInput(&mappings[i])
+		inputs[i] = managed.MappingInput(&mappings[i])
 	}
 	resolution := awsauth.Resolve(inputs)
 	problems = append(problems, resolutionProblems(resolution)...)
@@ -73,16 +73,16 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFindings
 	}
 
-	data, err := awsauth.Render(resolution.Entries)
+	rendered, err := awsauth.Render(resolution.Entries)
 	if err != nil {
 		say(stderr, "aws-auth: %v", err)
 		return exitFindings
 	}
 	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: controllers.AWSAuthKey.Namespace, Name: controllers.AWSAuthKey.Name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name},
 	}
-	controllers.SetManaged(cm, data, controllers.ConfigMapMode(*mode))
+	managed.Set(cm, rendered, managed.Mode(*mode))
 	out, err := yaml.Marshal(cm)
 	if err != nil {
 		say(stderr, "render: encoding aws-auth: %v", err)

@@ -41,6 +41,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // Names that other tools and the policies rely on: fixed, never derived.
@@ -899,20 +900,10 @@ func role(name, arn, username string, groups ...string) *iamv1alpha1.IAMIdentity
 	return m
 }
 
-// renderInput is what the operator's render takes from a mapping.
-func renderInput(m *iamv1alpha1.IAMIdentityMapping) awsauth.Mapping {
-	groups := make([]string, len(m.Spec.Groups))
-	for i, g := range m.Spec.Groups {
-		groups[i] = string(g)
-	}
-	return awsauth.Mapping{Name: m.Name, Created: m.CreationTimestamp.Time, ARN: m.Spec.ARN,
-		Username: string(m.Spec.Username), Groups: groups, AccountID: m.Spec.AccountID}
-}
-
 func (b *bench) remember(m *iamv1alpha1.IAMIdentityMapping) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.mappings[m.Name] = renderInput(m)
+	b.mappings[m.Name] = managed.MappingInput(m)
 }
 
 func (b *bench) forget(name string) {
@@ -936,11 +927,11 @@ func (b *bench) expected() ([]awsauth.Entry, string, error) {
 	}
 	b.mu.Unlock()
 	res := awsauth.Resolve(inputs)
-	data, err := awsauth.Render(res.Entries)
+	rendered, err := awsauth.Render(res.Entries)
 	if err != nil {
 		return nil, "", err
 	}
-	return res.Entries, awsauth.Hash(data), nil
+	return rendered.Entries, rendered.Hash, nil
 }
 
 func (b *bench) expectedHash() string {

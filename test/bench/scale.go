@@ -8,6 +8,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // Scale: the render in process (awsauth.Resolve and Render, which also
@@ -20,7 +21,7 @@ import (
 func typicalInputs(n int, shape func(string) *iamv1alpha1.IAMIdentityMapping) []awsauth.Mapping {
 	inputs := make([]awsauth.Mapping, n)
 	for i := range inputs {
-		inputs[i] = renderInput(shape(fmt.Sprintf("scale-%05d", i)))
+		inputs[i] = managed.MappingInput(shape(fmt.Sprintf("scale-%05d", i)))
 	}
 	return inputs
 }
@@ -36,8 +37,8 @@ func large(name string) *iamv1alpha1.IAMIdentityMapping {
 func renderOnce(inputs []awsauth.Mapping) (time.Duration, int, error) {
 	start := time.Now()
 	res := awsauth.Resolve(inputs)
-	data, err := awsauth.Render(res.Entries)
-	return time.Since(start), awsauth.DataSize(data), err
+	rendered, err := awsauth.Render(res.Entries)
+	return time.Since(start), rendered.Size, err
 }
 
 func (r *report) renderInProcess() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,8 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 )
 
 // The fault: a ValidatingAdmissionPolicy that denies every CREATE of
@@ -65,7 +64,7 @@ func TestCreateDeniedAfterDelete(t *testing.T) {
 	// operator fails and retries until the fault is lifted.
 	var failures float64
 	g.Eventually(func(g Gomega) {
-		err := k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
+		err := k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "aws-auth: %v", err)
 		failures = scrape(t, op).sum("controller_runtime_reconcile_errors_total", "controller", "aws-auth") - errorsBefore
 		g.Expect(failures).To(BeNumerically(">=", deniedCreates), "the operator did not retry")
@@ -76,7 +75,7 @@ func TestCreateDeniedAfterDelete(t *testing.T) {
 	var healed time.Time
 	g.Eventually(func() error {
 		healed = time.Now()
-		return k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
+		return k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{})
 	}).WithTimeout(timeout).WithPolling(5 * time.Millisecond).Should(Succeed())
 	live := l.expectConverged(t)
 	g.Expect(live.UID).NotTo(Equal(deleted))
@@ -147,7 +146,7 @@ func denyCreates(t *testing.T) {
 			ParamKind:     &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
 			MatchConstraints: &admissionregistrationv1.MatchResources{
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-					ResourceNames: []string{controllers.AWSAuthKey.Name},
+					ResourceNames: []string{managed.AWSAuthKey.Name},
 					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
 						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 						Rule: admissionregistrationv1.Rule{
@@ -160,7 +159,7 @@ func denyCreates(t *testing.T) {
 			},
 			MatchConditions: []admissionregistrationv1.MatchCondition{{
 				Name:       "aws-auth-namespace",
-				Expression: "request.namespace == '" + controllers.AWSAuthKey.Namespace + "'",
+				Expression: "request.namespace == '" + managed.AWSAuthKey.Namespace + "'",
 			}},
 			Validations: []admissionregistrationv1.Validation{{
 				Expression: "request.operation != 'CREATE'",

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // testContext bounds a scenario's API calls and load.
@@ -46,7 +46,7 @@ func resetCluster(t *testing.T) {
 		forceDelete(&list.Items[i])
 	}
 	forceDelete(awsAuthObject())
-	forceDelete(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: controllers.BackupName}})
+	forceDelete(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: managed.BackupName}})
 	forceDelete(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: denyFlag}})
 	forceDelete(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: leaseName}})
 	forceDelete(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: denyPolicy}})
@@ -55,8 +55,8 @@ func resetCluster(t *testing.T) {
 		var list iamv1alpha1.IAMIdentityMappingList
 		g.Expect(k.List(ctx, &list)).To(Succeed())
 		g.Expect(list.Items).To(BeEmpty())
-		g.Expect(apierrors.IsNotFound(k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{}))).To(BeTrue())
-		g.Expect(apierrors.IsNotFound(k.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: controllers.BackupName}, &corev1.ConfigMap{}))).To(BeTrue())
+		g.Expect(apierrors.IsNotFound(k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{}))).To(BeTrue())
+		g.Expect(apierrors.IsNotFound(k.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: managed.BackupName}, &corev1.ConfigMap{}))).To(BeTrue())
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
 
@@ -78,7 +78,7 @@ func expectStable(t *testing.T, converged *corev1.ConfigMap) {
 	before := versions(g)
 	g.Consistently(func(g Gomega) {
 		live := &corev1.ConfigMap{}
-		g.Expect(k.Get(ctx, controllers.AWSAuthKey, live)).To(Succeed())
+		g.Expect(k.Get(ctx, managed.AWSAuthKey, live)).To(Succeed())
 		g.Expect(live.ResourceVersion).To(Equal(converged.ResourceVersion), "aws-auth is still being written")
 		g.Expect(versions(g)).To(Equal(before), "mappings are still being written")
 	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())

@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // The load keeps the mappings clear of the refuse-to-wipe guards, so that
@@ -288,7 +288,7 @@ func (l *load) do(ctx context.Context, kind string) string {
 		l.must(err, "overwriting aws-auth")
 	case opDropFinalizer:
 		live := &corev1.ConfigMap{}
-		if err := k.Get(ctx, controllers.AWSAuthKey, live); apierrors.IsNotFound(err) || (err == nil && live.DeletionTimestamp != nil) {
+		if err := k.Get(ctx, managed.AWSAuthKey, live); apierrors.IsNotFound(err) || (err == nil && live.DeletionTimestamp != nil) {
 			return opSkipped
 		} else if err != nil {
 			l.must(err, "reading aws-auth")
@@ -422,7 +422,7 @@ func writeEntry(b *strings.Builder, field string, e awsauth.Entry) {
 }
 
 func awsAuthObject() *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: controllers.AWSAuthKey.Namespace, Name: controllers.AWSAuthKey.Name}}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name}}
 }
 
 // bypassDelete deletes aws-auth past its finalizer, as someone with
@@ -462,7 +462,7 @@ func (l *load) expectConvergedWithin(t *testing.T, within time.Duration) *corev1
 	var live *corev1.ConfigMap
 	NewWithT(t).Eventually(func(g Gomega) {
 		live = &corev1.ConfigMap{}
-		g.Expect(k.Get(ctx, controllers.AWSAuthKey, live)).To(Succeed())
+		g.Expect(k.Get(ctx, managed.AWSAuthKey, live)).To(Succeed())
 		g.Expect(live.DeletionTimestamp).To(BeNil(), "aws-auth is terminating")
 		g.Expect(live.Finalizers).To(ContainElement(iamv1alpha1.ProtectionFinalizer))
 		g.Expect(live.Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))

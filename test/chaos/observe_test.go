@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // observation is aws-auth as one observer saw it at one moment. A
@@ -105,11 +105,11 @@ func (o *observer) stop() {
 	o.done.Wait()
 }
 
-var awsAuthSelector = "metadata.name=" + controllers.AWSAuthKey.Name
+var awsAuthSelector = "metadata.name=" + managed.AWSAuthKey.Name
 
 func (o *observer) watch(ctx context.Context) {
 	defer o.done.Done()
-	configMaps := cs.CoreV1().ConfigMaps(controllers.AWSAuthKey.Namespace)
+	configMaps := cs.CoreV1().ConfigMaps(managed.AWSAuthKey.Namespace)
 	// Each pass lists, then watches from the list; a broken watch (the API
 	// server restarted, the resourceVersion expired) starts a new pass.
 	for pass := 0; pass < 100000 && ctx.Err() == nil; pass++ {
@@ -169,7 +169,7 @@ func (o *observer) poll(ctx context.Context) {
 		case <-ticker.C:
 		}
 		cm := &corev1.ConfigMap{}
-		err := k.Get(ctx, controllers.AWSAuthKey, cm)
+		err := k.Get(ctx, managed.AWSAuthKey, cm)
 		now := time.Now()
 		switch {
 		case apierrors.IsNotFound(err):

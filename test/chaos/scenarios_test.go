@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // Each scenario derives its random source from the seed and its own
@@ -193,7 +193,7 @@ func TestLeaderTakeover(t *testing.T) {
 		var healed time.Time
 		g.Eventually(func(g Gomega) {
 			live := &corev1.ConfigMap{}
-			g.Expect(k.Get(ctx, controllers.AWSAuthKey, live)).To(Succeed())
+			g.Expect(k.Get(ctx, managed.AWSAuthKey, live)).To(Succeed())
 			g.Expect(live.DeletionTimestamp).To(BeNil())
 			g.Expect(live.UID).NotTo(Equal(deleted))
 			entries, _ := awsauth.Parse(live.Data)
@@ -228,7 +228,7 @@ func TestLeaderTakeover(t *testing.T) {
 func deleteHeld(ctx context.Context, t *testing.T) types.UID {
 	t.Helper()
 	live := &corev1.ConfigMap{}
-	if err := k.Get(ctx, controllers.AWSAuthKey, live); apierrors.IsNotFound(err) {
+	if err := k.Get(ctx, managed.AWSAuthKey, live); apierrors.IsNotFound(err) {
 		return ""
 	} else if err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		graceful := stopControlPlane(t)
 		stops = append(stops, time.Since(stopped))
 		g.Consistently(func(g Gomega) {
-			err := k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
+			err := k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{})
 			g.Expect(err).To(HaveOccurred(), "the API server still answers")
 			running, now := op.running()
 			g.Expect(running).To(BeTrue(), "the operator exited while the API server was down")
@@ -287,7 +287,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		var after *corev1.ConfigMap
 		g.Eventually(func(g Gomega) {
 			after = &corev1.ConfigMap{}
-			g.Expect(k.Get(ctx, controllers.AWSAuthKey, after)).To(Succeed())
+			g.Expect(k.Get(ctx, managed.AWSAuthKey, after)).To(Succeed())
 		}).WithTimeout(2 * timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
 		back := time.Now()
 		starts = append(starts, back.Sub(restarted))
@@ -306,7 +306,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		var healed time.Time
 		g.Eventually(func(g Gomega) {
 			live := &corev1.ConfigMap{}
-			g.Expect(k.Get(ctx, controllers.AWSAuthKey, live)).To(Succeed())
+			g.Expect(k.Get(ctx, managed.AWSAuthKey, live)).To(Succeed())
 			g.Expect(live.UID).NotTo(Equal(before.UID))
 			entries, _ := awsauth.Parse(live.Data)
 			g.Expect(entries).To(Equal(l.expected()))
@@ -323,7 +323,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		changed := time.Now()
 		g.Eventually(func(g Gomega) {
 			live := &corev1.ConfigMap{}
-			g.Expect(k.Get(ctx, controllers.AWSAuthKey, live)).To(Succeed())
+			g.Expect(k.Get(ctx, managed.AWSAuthKey, live)).To(Succeed())
 			entries, _ := awsauth.Parse(live.Data)
 			g.Expect(entries).To(Equal(l.expected()))
 		}).WithTimeout(reflectorBackoffMax+*restartBound).WithPolling(10*time.Millisecond).Should(Succeed(), "the mapping change did not reach aws-auth after the restart")

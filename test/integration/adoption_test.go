@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/cli"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // eksAWSAuth is an aws-auth as EKS, eksctl and years of hand edits leave it.
@@ -58,7 +58,7 @@ var servedBefore = []awsauth.Entry{
 }
 
 func TestAdoptsAnExistingAWSAuth(t *testing.T) {
-	startOperator(t, controllers.Immutable, eksAWSAuth(""))
+	startOperator(t, managed.Immutable, eksAWSAuth(""))
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -86,7 +86,7 @@ func TestAdoptsBehindThePolicies(t *testing.T) {
 	applyConfig(t, "config/rbac")
 	protect(t)
 	_, operatorConfig := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
-	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	runOperatorAs(t, operatorConfig, managed.Immutable)
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(getAWSAuth(g).Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))
 		g.Expect(liveEntries(g)).To(Equal(servedBefore))
@@ -108,7 +108,7 @@ func TestAdoptionWaitsForAPersonOnUnrepresentableEntries(t *testing.T) {
     accountID: "111122223333"
   username: sso-admin
 `
-	startOperator(t, controllers.Immutable, eksAWSAuth(unrepresentable))
+	startOperator(t, managed.Immutable, eksAWSAuth(unrepresentable))
 	g := NewWithT(t)
 
 	// Every entry that can be a mapping becomes one; aws-auth is held as it
@@ -140,7 +140,7 @@ func TestAdoptionWaitsForAPersonOnUnrepresentableEntries(t *testing.T) {
 }
 
 func TestAnAWSAuthRecreatedBySomeoneElseIsNotAdopted(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cm := getAWSAuth(g)
@@ -157,7 +157,7 @@ func TestAnAWSAuthRecreatedBySomeoneElseIsNotAdopted(t *testing.T) {
 }
 
 func TestNeverWritesAnEmptyRenderOverEntries(t *testing.T) {
-	startOperator(t, controllers.Immutable)
+	startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	create(t, role("admins", adminARN, "system:masters"))

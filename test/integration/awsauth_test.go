@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 const (
@@ -26,7 +26,7 @@ const (
 
 // startWithMappings starts the operator on the three kinds of entry and
 // waits until aws-auth holds them.
-func startWithMappings(t *testing.T, mode controllers.ConfigMapMode) *operator {
+func startWithMappings(t *testing.T, mode managed.Mode) *operator {
 	t.Helper()
 	op := startOperator(t, mode)
 	create(t, baseMappings()...)
@@ -58,7 +58,7 @@ var baseEntries = []awsauth.Entry{
 }
 
 func TestRendersMappingsIntoImmutableAWSAuth(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -95,7 +95,7 @@ func TestRendersMappingsIntoImmutableAWSAuth(t *testing.T) {
 }
 
 func TestMutableModeUpdatesInPlace(t *testing.T) {
-	startWithMappings(t, controllers.Mutable)
+	startWithMappings(t, managed.Mutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	before := getAWSAuth(g)
@@ -118,7 +118,7 @@ func TestMutableModeUpdatesInPlace(t *testing.T) {
 }
 
 func TestHealsDeletedAWSAuth(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -142,7 +142,7 @@ func TestHealsDeletedAWSAuth(t *testing.T) {
 }
 
 func TestRestoresDrift(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	ctx := context.Background()
 
 	drifts := map[string]func(cm *corev1.ConfigMap){
@@ -198,7 +198,7 @@ func TestRestoresDrift(t *testing.T) {
 }
 
 func TestOldestMappingWinsAConflict(t *testing.T) {
-	startOperator(t, controllers.Immutable)
+	startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -233,7 +233,7 @@ func TestOldestMappingWinsAConflict(t *testing.T) {
 }
 
 func TestNoHotLoopAfterConvergence(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -251,7 +251,7 @@ func TestNoHotLoopAfterConvergence(t *testing.T) {
 }
 
 func TestCachesNoOtherConfigMap(t *testing.T) {
-	op := startWithMappings(t, controllers.Immutable)
+	op := startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "not-aws-auth"}}
@@ -260,7 +260,7 @@ func TestCachesNoOtherConfigMap(t *testing.T) {
 	// aws-auth is read from the API server, but should anything read a
 	// ConfigMap through the cache, it holds aws-auth and nothing else.
 	g.Eventually(func(g Gomega) {
-		g.Expect(op.mgr.GetCache().Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})).To(Succeed())
+		g.Expect(op.mgr.GetCache().Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{})).To(Succeed())
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	err := op.mgr.GetCache().Get(ctx, types.NamespacedName{Namespace: "kube-system", Name: "not-aws-auth"}, &corev1.ConfigMap{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "got %v", err)
@@ -270,7 +270,7 @@ func TestCachesNoOtherConfigMap(t *testing.T) {
 }
 
 func TestEventsSayWhatHappened(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -287,7 +287,7 @@ func TestEventsSayWhatHappened(t *testing.T) {
 }
 
 func TestAWSAuthStaysOutOfArgoCD(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cm := getAWSAuth(g)

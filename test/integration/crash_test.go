@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // These tests stop an operator halfway through a replace of aws-auth, as a
@@ -40,7 +40,7 @@ var crashChangedEntries = []awsauth.Entry{
 // waits until aws-auth holds want and every mapping is Ready.
 func crashStart(t *testing.T, mappings []client.Object, want []awsauth.Entry) *operator {
 	t.Helper()
-	op := startOperator(t, controllers.Immutable)
+	op := startOperator(t, managed.Immutable)
 	create(t, mappings...)
 	crashExpectConverged(t, want, crashNames(mappings)...)
 	return op
@@ -108,7 +108,7 @@ func crashDeny(t *testing.T, name string, operations []admissionregistrationv1.O
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
 			MatchConstraints: &admissionregistrationv1.MatchResources{
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-					ResourceNames: []string{controllers.AWSAuthKey.Name},
+					ResourceNames: []string{managed.AWSAuthKey.Name},
 					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
 						Operations: append([]admissionregistrationv1.OperationType{admissionregistrationv1.Create}, operations...),
 						Rule: admissionregistrationv1.Rule{
@@ -121,7 +121,7 @@ func crashDeny(t *testing.T, name string, operations []admissionregistrationv1.O
 			},
 			MatchConditions: []admissionregistrationv1.MatchCondition{{
 				Name:       "aws-auth-namespace",
-				Expression: "request.namespace == '" + controllers.AWSAuthKey.Namespace + "'",
+				Expression: "request.namespace == '" + managed.AWSAuthKey.Namespace + "'",
 			}},
 			Validations: []admissionregistrationv1.Validation{
 				{Expression: fault, Message: message},
@@ -148,7 +148,7 @@ func crashDeny(t *testing.T, name string, operations []admissionregistrationv1.O
 // without the policy it is answered AlreadyExists (or succeeds, creating
 // nothing).
 func (p *crashPolicy) inEffect(ctx context.Context) (bool, error) {
-	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: controllers.AWSAuthKey.Namespace, Name: controllers.AWSAuthKey.Name}}
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name}}
 	err := k.Create(ctx, probe, client.DryRunAll)
 	switch {
 	case err == nil || apierrors.IsAlreadyExists(err):
@@ -219,7 +219,7 @@ func TestCrashAfterDeleteBeforeFinalizerRelease(t *testing.T) {
 	policy.lift(t)
 	// Nothing but a new operator can finish the replace now.
 	g.Expect(getAWSAuth(g).DeletionTimestamp).NotTo(BeNil())
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 
 	live := crashExpectConverged(t, crashChangedEntries, "nodes", "admins", "jane", "partner")
 	g.Expect(live.UID).NotTo(Equal(old.UID))
@@ -237,7 +237,7 @@ func TestCrashAfterFinalizerReleaseBeforeCreate(t *testing.T) {
 	// The old object is gone and the new one cannot be created: the one
 	// window without mappings, held open. The operator keeps retrying.
 	g.Eventually(func(g Gomega) {
-		err := k.Get(context.Background(), controllers.AWSAuthKey, &corev1.ConfigMap{})
+		err := k.Get(context.Background(), managed.AWSAuthKey, &corev1.ConfigMap{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "aws-auth: %v", err)
 		g.Expect(crashReconcileErrors(g)).To(BeNumerically(">=", errorsBefore+2), "the operator did not retry")
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
@@ -245,9 +245,9 @@ func TestCrashAfterFinalizerReleaseBeforeCreate(t *testing.T) {
 	op.stop()
 	policy.lift(t)
 	began := time.Now().Truncate(time.Second)
-	err := k.Get(context.Background(), controllers.AWSAuthKey, &corev1.ConfigMap{})
+	err := k.Get(context.Background(), managed.AWSAuthKey, &corev1.ConfigMap{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "aws-auth: %v", err)
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 
 	crashExpectConverged(t, crashChangedEntries, "nodes", "admins", "jane", "partner")
 	// The new operator brought back the data last applied (the backup)
@@ -276,7 +276,7 @@ func TestCrashDeletedByAPersonWhileOperatorDown(t *testing.T) {
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 	}).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	live := crashExpectConverged(t, baseEntries, "nodes", "admins", "jane", "partner")
 	g.Expect(live.UID).NotTo(Equal(old.UID))
 }
@@ -312,7 +312,7 @@ func crashWatchAbsence(t *testing.T) *crashAbsence {
 				return
 			case <-ticker.C:
 			}
-			err := k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{})
+			err := k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{})
 			now := time.Now()
 			switch {
 			case apierrors.IsNotFound(err):
@@ -350,7 +350,7 @@ func TestTwoOperatorsAtOnce(t *testing.T) {
 	})
 	// A second one, without leader election: only the preconditions on
 	// every write keep them from clobbering each other.
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 

@@ -6,13 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
-
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 )
 
 // shippedCRD is the CRD as config/crd/bases has it.
@@ -30,7 +29,7 @@ func restoreCRD(t *testing.T, breakGlass client.Client) {
 	g := NewWithT(t)
 	g.Eventually(func() error {
 		live := &apiextensionsv1.CustomResourceDefinition{}
-		if err := k.Get(context.Background(), client.ObjectKey{Name: controllers.CRDName}, live); err != nil {
+		if err := k.Get(context.Background(), client.ObjectKey{Name: managed.CRDName}, live); err != nil {
 			return err
 		}
 		crd := shippedCRD(g)
@@ -53,7 +52,7 @@ func TestPolicyProtectsCRDUpdates(t *testing.T) {
 	// which go through admission and change nothing.
 	edited := func(g Gomega, edit func(*apiextensionsv1.JSONSchemaProps, *apiextensionsv1.CustomResourceDefinition)) *apiextensionsv1.CustomResourceDefinition {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
-		g.Expect(k.Get(ctx, client.ObjectKey{Name: controllers.CRDName}, crd)).To(Succeed())
+		g.Expect(k.Get(ctx, client.ObjectKey{Name: managed.CRDName}, crd)).To(Succeed())
 		spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
 		edit(&spec, crd)
 		crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"] = spec

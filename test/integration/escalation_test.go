@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // bindClusterRole gives user the ClusterRole, cluster-wide, until the test ends.
@@ -289,7 +289,7 @@ func TestPrivilegedNamesParameter(t *testing.T) {
 		g.Expect(editor.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace(operatorNamespace))).NotTo(Succeed())
 		g.Expect(k.Get(ctx, client.ObjectKeyFromObject(params), &corev1.ConfigMap{})).To(Succeed())
 		// Nor may she forge the backup a missing aws-auth is restored from.
-		backup := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: controllers.BackupName},
+		backup := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: managed.BackupName},
 			Data: map[string]string{"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/x\n  username: x\n  groups: [system:masters]\n"}}
 		expectForbidden(g, editor.Create(ctx, backup), "aws-auth-guardian-system/aws-auth-backup is written by aws-auth-guardian alone")
 		// system:masters may change the parameter, but not the backup.
@@ -391,7 +391,7 @@ func aggregatedMappingRules(g Gomega, builtIn string) []string {
 }
 
 func TestOperatorCountsSystemMastersMappings(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	g.Eventually(func(g Gomega) float64 {
 		return metricValue(g, "aws_auth_guardian_system_masters_mappings", nil)
@@ -404,7 +404,7 @@ func TestOperatorCountsSystemMastersMappings(t *testing.T) {
 func TestMassDeleteByAnEditorLocksNobodyOut(t *testing.T) {
 	editor := escalationSetup(t)
 	_, operatorConfig := userClient(t, operatorUser, "system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system")
-	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	runOperatorAs(t, operatorConfig, managed.Immutable)
 	create(t, baseMappings()...)
 	ctx := context.Background()
 	g := NewWithT(t)

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // allowedHash is what a Blocked status tells a person to put in the
@@ -61,7 +61,7 @@ func allow(g Gomega, hash string) {
 }
 
 func TestGuardKeepsTheLastNodeRole(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -83,7 +83,7 @@ func TestGuardKeepsTheLastNodeRole(t *testing.T) {
 }
 
 func TestGuardRefusesRemovingMostEntriesAtOnce(t *testing.T) {
-	op := startOperator(t, controllers.Immutable)
+	op := startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	for i := range 10 {
@@ -100,7 +100,7 @@ func TestGuardRefusesRemovingMostEntriesAtOnce(t *testing.T) {
 	// operator was away (one that keeps up sees them one by one).
 	op.stop()
 	g.Expect(k.DeleteAllOf(ctx, &iamv1alpha1.IAMIdentityMapping{}, client.MatchingLabels{"batch": "doomed"})).To(Succeed())
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	hash := expectBlocked(g, "user-9", "removes 6 of the 10 entries")
 	expectUnchanged(g, before)
 
@@ -126,7 +126,7 @@ func reinstallCRD(t *testing.T) {
 		}
 	}
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k.Get(ctx, client.ObjectKey{Name: controllers.CRDName}, &apiextensionsv1.CustomResourceDefinition{}))
+		return apierrors.IsNotFound(k.Get(ctx, client.ObjectKey{Name: managed.CRDName}, &apiextensionsv1.CustomResourceDefinition{}))
 	}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
 	_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: crdPaths, ErrorIfPathMissing: true})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -136,12 +136,12 @@ func reinstallCRD(t *testing.T) {
 }
 
 func deleteCRD(g Gomega) {
-	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: controllers.CRDName}}
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: managed.CRDName}}
 	g.Expect(k.Delete(context.Background(), crd)).To(Succeed())
 }
 
 func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	t.Cleanup(func() { reinstallCRD(t) })
 	g := NewWithT(t)
@@ -160,7 +160,7 @@ func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
 		}
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	g.Consistently(func(g Gomega) {
-		g.Expect(k.Get(ctx, client.ObjectKey{Name: controllers.CRDName}, &apiextensionsv1.CustomResourceDefinition{})).To(Succeed())
+		g.Expect(k.Get(ctx, client.ObjectKey{Name: managed.CRDName}, &apiextensionsv1.CustomResourceDefinition{})).To(Succeed())
 		live := getAWSAuth(g)
 		g.Expect(live.UID).To(Equal(before.UID))
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
@@ -175,7 +175,7 @@ func TestDeletingTheCRDLeavesAWSAuthAsItIs(t *testing.T) {
 func TestRestoresFromTheBackupWithoutTheCRD(t *testing.T) {
 	// The data a previous operator applied, and nothing else: no CRD, no
 	// mappings, no aws-auth.
-	op := startWithMappings(t, controllers.Immutable)
+	op := startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	g := NewWithT(t)
 	g.Eventually(func(g Gomega) {
@@ -193,10 +193,10 @@ func TestRestoresFromTheBackupWithoutTheCRD(t *testing.T) {
 	}
 	forceDelete(g, getAWSAuth(g))
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k.Get(context.Background(), client.ObjectKey{Name: controllers.CRDName}, &apiextensionsv1.CustomResourceDefinition{}))
+		return apierrors.IsNotFound(k.Get(context.Background(), client.ObjectKey{Name: managed.CRDName}, &apiextensionsv1.CustomResourceDefinition{}))
 	}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
 
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	g.Eventually(func(g Gomega) {
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 		g.Expect(normalEvents(g, "Restored", began)).NotTo(BeEmpty())

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 type option func(*iamv1alpha1.IAMIdentityMapping)
@@ -66,7 +66,7 @@ func create(t *testing.T, objs ...client.Object) {
 
 func getAWSAuth(g Gomega) *corev1.ConfigMap {
 	cm := &corev1.ConfigMap{}
-	g.Expect(k.Get(context.Background(), controllers.AWSAuthKey, cm)).To(Succeed())
+	g.Expect(k.Get(context.Background(), managed.AWSAuthKey, cm)).To(Succeed())
 	return cm
 }
 

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // These tests hold the status to the kstatus conventions with the library
@@ -37,7 +37,7 @@ func kstatusExpectCurrent(g Gomega, name string) {
 }
 
 func TestKstatusCurrentOnceReady(t *testing.T) {
-	startOperator(t, controllers.Immutable)
+	startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 
 	create(t, role("admins", "arn:aws:iam::111122223333:role/admins", "system:masters"))
@@ -51,7 +51,7 @@ func TestKstatusCurrentOnceReady(t *testing.T) {
 }
 
 func TestKstatusFailedOnConflict(t *testing.T) {
-	startOperator(t, controllers.Immutable)
+	startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 
 	older := role("zeta", "arn:aws:iam::111122223333:role/Shared", "zeta")
@@ -83,7 +83,7 @@ func TestKstatusFailedOnConflict(t *testing.T) {
 }
 
 func TestKstatusInProgressUntilGenerationObserved(t *testing.T) {
-	op := startOperator(t, controllers.Immutable)
+	op := startOperator(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -114,7 +114,7 @@ func TestKstatusInProgressUntilGenerationObserved(t *testing.T) {
 		HaveField("Reason", "LatestGenerationNotObserved"),
 	)))
 
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	g.Eventually(func(g Gomega) {
 		kstatusExpectCurrent(g, "admins")
 		expectReady(g, "admins")

@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // metricValue reads one series from the registry the operator exports;
@@ -43,7 +43,7 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 }
 
 func TestMetricsSayWhatHappened(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 	counter := func(name string, labels map[string]string) func(Gomega) float64 {

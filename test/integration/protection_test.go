@@ -25,6 +25,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 const (
@@ -113,7 +114,7 @@ func TestOperatorWithItsOwnRBACBehindThePolicies(t *testing.T) {
 	ctx := context.Background()
 	g := NewWithT(t)
 
-	runOperatorAs(t, operatorConfig, controllers.Immutable)
+	runOperatorAs(t, operatorConfig, managed.Immutable)
 	create(t, baseMappings()...)
 	g.Eventually(func(g Gomega) {
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
@@ -314,7 +315,7 @@ func TestPoliciesProtectTheCRDAndCriticalRBAC(t *testing.T) {
 	g := NewWithT(t)
 
 	// Dry runs go through admission without deleting anything.
-	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: controllers.CRDName}}
+	crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: managed.CRDName}}
 	g.Eventually(func() error {
 		return admin.Delete(ctx, crd, client.DryRunAll)
 	}).WithTimeout(timeout).WithPolling(interval).Should(MatchError(ContainSubstring("Deleting the IAMIdentityMapping CRD deletes every mapping")))

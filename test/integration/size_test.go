@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // bigMapping is as large as the schema allows: a user ARN of 2048
@@ -31,7 +31,7 @@ func bigMapping(i int) *iamv1alpha1.IAMIdentityMapping {
 
 func entryOfMapping(t *testing.T, m *iamv1alpha1.IAMIdentityMapping) awsauth.Entry {
 	t.Helper()
-	e, err := controllers.RenderInput(m).Entry()
+	e, err := managed.MappingInput(m).Entry()
 	if err != nil {
 		t.Fatalf("%s: %v", m.Name, err)
 	}
@@ -39,7 +39,7 @@ func entryOfMapping(t *testing.T, m *iamv1alpha1.IAMIdentityMapping) awsauth.Ent
 }
 
 func TestMappingsTooLargeHoldBackOnlyThemselves(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -54,13 +54,13 @@ func TestMappingsTooLargeHoldBackOnlyThemselves(t *testing.T) {
 		_, err := awsauth.Render(entries)
 		return err == nil
 	}
-	kept := awsauth.MaxDataBytes / awsauth.DataSize(one)
+	kept := awsauth.MaxDataBytes / awsauth.DataSize(one.Data)
 	for !fits(kept) {
 		kept--
 	}
 	g.Expect(fits(kept + 1)).To(BeFalse())
 	total := kept + 3
-	t.Logf("big entries of %d bytes: %d of %d fit", awsauth.DataSize(one), kept, total)
+	t.Logf("big entries of %d bytes: %d of %d fit", awsauth.DataSize(one.Data), kept, total)
 
 	// Created oldest first, so that those that fit are the first by name.
 	for i := range total {
@@ -89,7 +89,7 @@ func TestMappingsTooLargeHoldBackOnlyThemselves(t *testing.T) {
 				g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 				g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonTooLarge))
 				g.Expect(c.Message).To(And(
-					ContainSubstring(fmt.Sprintf("The entry is %d bytes", awsauth.DataSize(one)-len(awsauth.MapUsers))),
+					ContainSubstring(fmt.Sprintf("The entry is %d bytes", awsauth.DataSize(one.Data)-len(awsauth.MapUsers))),
 					ContainSubstring(fmt.Sprintf("of the %d bytes a ConfigMap may hold", awsauth.MaxDataBytes)),
 					ContainSubstring("Shorten its groups or username, or delete other mappings")))
 			}

@@ -30,6 +30,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 var (
@@ -94,7 +95,7 @@ func TestMain(m *testing.M) {
 // operatorNamespace holds the backup, as in a real install.
 const operatorNamespace = "aws-auth-guardian-system"
 
-var backupKey = client.ObjectKey{Namespace: operatorNamespace, Name: controllers.BackupName}
+var backupKey = client.ObjectKey{Namespace: operatorNamespace, Name: managed.BackupName}
 
 // operator is one running manager with the reconciler, as main.go wires it.
 type operator struct {
@@ -107,7 +108,7 @@ type operator struct {
 // startOperator empties the cluster, creates the objects that exist before
 // the operator, and runs the operator until the test ends. Tests that start
 // it must not run in parallel: they share the one aws-auth.
-func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...client.Object) *operator {
+func startOperator(t *testing.T, mode managed.Mode, before ...client.Object) *operator {
 	t.Helper()
 	resetCluster(t)
 	create(t, before...)
@@ -117,13 +118,13 @@ func startOperator(t *testing.T, mode controllers.ConfigMapMode, before ...clien
 // runOperator runs one more operator on the cluster as it is, until the
 // test ends (or stop is called). Several may run at once, without leader
 // election, to test that their writes are fenced.
-func runOperator(t *testing.T, mode controllers.ConfigMapMode) *operator {
+func runOperator(t *testing.T, mode managed.Mode) *operator {
 	t.Helper()
 	return runOperatorAs(t, cfg, mode)
 }
 
 // runOperatorAs runs the operator with the identity of restConfig.
-func runOperatorAs(t *testing.T, restConfig *rest.Config, mode controllers.ConfigMapMode) *operator {
+func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *operator {
 	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
@@ -173,7 +174,7 @@ func resetCluster(t *testing.T) {
 	for i := range list.Items {
 		forceDelete(g, &list.Items[i])
 	}
-	for _, key := range []client.ObjectKey{controllers.AWSAuthKey, backupKey} {
+	for _, key := range []client.ObjectKey{managed.AWSAuthKey, backupKey} {
 		cm := &corev1.ConfigMap{}
 		if err := k.Get(ctx, key, cm); err == nil {
 			forceDelete(g, cm)
@@ -183,7 +184,7 @@ func resetCluster(t *testing.T) {
 		var list iamv1alpha1.IAMIdentityMappingList
 		g.Expect(k.List(ctx, &list)).To(Succeed())
 		g.Expect(list.Items).To(BeEmpty())
-		g.Expect(apierrors.IsNotFound(k.Get(ctx, controllers.AWSAuthKey, &corev1.ConfigMap{}))).To(BeTrue())
+		g.Expect(apierrors.IsNotFound(k.Get(ctx, managed.AWSAuthKey, &corev1.ConfigMap{}))).To(BeTrue())
 		g.Expect(apierrors.IsNotFound(k.Get(ctx, backupKey, &corev1.ConfigMap{}))).To(BeTrue())
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }

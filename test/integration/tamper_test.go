@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // forgedRoles is what an attacker with edit rights adds to aws-auth or its
@@ -28,7 +28,7 @@ func forgedRoles() string {
 }
 
 func TestForeignFinalizersDoNotStallReplaces(t *testing.T) {
-	startWithMappings(t, controllers.Immutable)
+	startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	ctx := context.Background()
 	g := NewWithT(t)
@@ -73,7 +73,7 @@ func TestForeignFinalizersDoNotStallReplaces(t *testing.T) {
 // additions removes most of what aws-auth holds, and is still drift,
 // restored at once.
 func TestEntriesAddedBySomeoneElseAreNotProtectedByTheGuards(t *testing.T) {
-	startWithMappings(t, controllers.Mutable)
+	startWithMappings(t, managed.Mutable)
 	began := time.Now().Truncate(time.Second)
 	ctx := context.Background()
 	g := NewWithT(t)
@@ -90,7 +90,7 @@ func TestEntriesAddedBySomeoneElseAreNotProtectedByTheGuards(t *testing.T) {
 // hash annotation was written by someone else. When aws-auth goes, it is
 // neither restored nor held live by the guards: the render is.
 func TestForgedBackupIsNotRestored(t *testing.T) {
-	op := startWithMappings(t, controllers.Immutable)
+	op := startWithMappings(t, managed.Immutable)
 	began := time.Now().Truncate(time.Second)
 	ctx := context.Background()
 	g := NewWithT(t)
@@ -104,7 +104,7 @@ func TestForgedBackupIsNotRestored(t *testing.T) {
 	g.Expect(k.Update(ctx, backup)).To(Succeed())
 	forceDelete(g, getAWSAuth(g))
 
-	runOperator(t, controllers.Immutable)
+	runOperator(t, managed.Immutable)
 	g.Eventually(func(g Gomega) {
 		g.Expect(liveEntries(g)).To(Equal(baseEntries))
 		expectReady(g, "nodes", "admins", "jane", "partner")

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
-	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // spec is an IAMIdentityMapping spec as a person writes it in YAML, so
@@ -71,7 +71,7 @@ func TestAPIServerRefusesInvalidSpecs(t *testing.T) {
 			}
 			var m iamv1alpha1.IAMIdentityMapping
 			g.Expect(runtimeFromUnstructured(u, &m)).To(Succeed())
-			_, goErr := controllers.RenderInput(&m).Entry()
+			_, goErr := managed.MappingInput(&m).Entry()
 			g.Expect(goErr).To(HaveOccurred(), "the controller would render what the API server refuses")
 		})
 	}
@@ -98,7 +98,7 @@ func TestAPIServerAcceptsValidSpecs(t *testing.T) {
 			t.Cleanup(func() { _ = k.Delete(ctx, u) })
 			var m iamv1alpha1.IAMIdentityMapping
 			g.Expect(runtimeFromUnstructured(u, &m)).To(Succeed())
-			_, err := controllers.RenderInput(&m).Entry()
+			_, err := managed.MappingInput(&m).Entry()
 			g.Expect(err).NotTo(HaveOccurred())
 		})
 	}

@@ -24,6 +24,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // repoRoot is the operator's repository, whose config/ the API server is
@@ -138,7 +139,7 @@ func TestAdmittedMappingsGrantNoPrivilegedIdentity(t *testing.T) {
 	for _, a := range attempts {
 		switch {
 		case a.err == nil:
-			admitted = append(admitted, controllers.RenderInput(a.m))
+			admitted = append(admitted, managed.MappingInput(a.m))
 		case apierrors.IsForbidden(a.err) && strings.Contains(a.err.Error(), "is privileged"):
 			refusedBy["policy aws-auth-guardian-prevent-escalation"]++
 		case apierrors.IsInvalid(a.err):
@@ -164,11 +165,11 @@ func TestAdmittedMappingsGrantNoPrivilegedIdentity(t *testing.T) {
 			t.Errorf("the API server admits %s %q %q, which the operator does not render: %v (shadowed by %q)", m.Name, m.Username, m.Groups, o.Err, o.ShadowedBy)
 		}
 	}
-	data, err := awsauth.Render(res.Entries)
+	rendered, err := awsauth.Render(res.Entries)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	a := newAuthenticator(t, data)
+	a := newAuthenticator(t, rendered.Data)
 	sessions := reservedPieceSessions()
 	defer func(start time.Time) {
 		t.Logf("%d admitted mappings x %d sessions reviewed in %s", len(admitted), len(sessions), time.Since(start).Round(time.Millisecond))

@@ -29,11 +29,11 @@ func render(t *testing.T, mappings ...awsauth.Mapping) map[string]string {
 			t.Fatalf("the operator does not render mapping %s: %v (shadowed by %q)", name, o.Err, o.ShadowedBy)
 		}
 	}
-	data, err := awsauth.Render(res.Entries)
+	rendered, err := awsauth.Render(res.Entries)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	return data
+	return rendered.Data
 }
 
 // handWritten is an aws-auth as someone editing it by hand (or an older

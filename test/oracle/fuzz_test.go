@@ -44,6 +44,6 @@ func FuzzParseAgreesWithAuthenticator(f *testing.F) {
 		if err != nil {
 			t.Fatalf("entries read from the data do not render: %v\ndata:\n%s", err, dump(data))
 		}
-		requireServes(t, "re-render", rendered, itemsOf(res.Entries))
+		requireServes(t, "re-render", rendered.Data, itemsOf(res.Entries))
 	})
 }

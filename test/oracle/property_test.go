@@ -169,11 +169,11 @@ func TestRandomSetsMatchAuthenticator(t *testing.T) {
 				t.Fatalf("set %d: valid mapping %+v: error %v, shadowed by %q", set, m, out.Err, out.ShadowedBy)
 			}
 		}
-		data, err := awsauth.Render(res.Entries)
+		rendered, err := awsauth.Render(res.Entries)
 		if err != nil {
 			t.Fatalf("set %d: Render: %v\nmappings: %+v", set, err, mappings)
 		}
-		requireServes(t, fmt.Sprintf("set %d", set), data, want)
+		requireServes(t, fmt.Sprintf("set %d", set), rendered.Data, want)
 		total += len(mappings)
 	}
 	t.Logf("%d sets, %d mappings", sets, total)

@@ -151,11 +151,11 @@ func TestRenderMatchesAuthenticator(t *testing.T) {
 					want = append(want, expectedItem(m))
 				}
 			}
-			data, err := awsauth.Render(res.Entries)
+			rendered, err := awsauth.Render(res.Entries)
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
-			requireServes(t, tt.name, data, want)
+			requireServes(t, tt.name, rendered.Data, want)
 		})
 	}
 }
