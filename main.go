@@ -126,7 +126,8 @@ func run(opts ctrl.Options, r *controllers.AWSAuthReconciler, protectionInterval
 	}
 	r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
 	r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
-	if err := r.SetupWithManager(mgr); err != nil {
+	ctx := ctrl.SetupSignalHandler()
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
 	}
 	if err := mgr.Add(&controllers.ProtectionReport{Reader: mgr.GetAPIReader(), Shipped: shipped, Interval: protectionInterval}); err != nil {
@@ -140,5 +141,5 @@ func run(opts ctrl.Options, r *controllers.AWSAuthReconciler, protectionInterval
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager", "configmapMode", r.Mode, "leaderElection", opts.LeaderElection,
 		"leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }

@@ -5,10 +5,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// reasonCRDUnusable labels the writes skipped because the CRD is missing or
-// being deleted.
-const reasonCRDUnusable = "CRDUnusable"
-
 // The operator's own metrics, beside controller-runtime's reconcile
 // metrics. Every label has a small, fixed set of values.
 var (

@@ -1,122 +1,163 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
-// reportStatus writes each mapping's status, only where it changed. It is
-// called once aws-auth holds what it will hold, so Ready=True always means
-// "in the live aws-auth".
-func (r *AWSAuthReconciler) reportStatus(ctx context.Context, mappings []iamv1alpha1.IAMIdentityMapping, resolution awsauth.Resolution, result applyResult) error {
-	var errs []error
-	var masters []string
-	mappingsGauge.Reset()
-	for i := range mappings {
-		if r.awsAuthChanged.Load() {
-			// aws-auth changed meanwhile (deleted, say): its event has
-			// queued the next reconcile, which heals it first and then
-			// writes the statuses left.
-			return errors.Join(errs...)
-		}
-		m := &mappings[i]
-		outcome, rendered := resolution.Outcomes[m.Name]
-		if !rendered {
-			// Being deleted: it says so only while a guard holds it.
-			if result.wipe == nil {
-				continue
-			}
-			outcome.Entry, outcome.Err = managed.MappingInput(m).Entry()
-		}
-		status := desiredStatus(m, outcome, result)
-		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
-		mappingsGauge.WithLabelValues(cmp.Or(string(status.Section), "none"), string(ready.Status)).Inc()
-		if ready.Status == metav1.ConditionTrue && slices.Contains(outcome.Entry.Groups, systemMasters) {
-			masters = append(masters, m.Name)
-		}
-		if equality.Semantic.DeepEqual(m.Status, status) {
-			continue
-		}
-		before := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
-		patchBase := client.MergeFrom(m.DeepCopy())
-		m.Status = status
-		if err := r.Client.Status().Patch(ctx, m, patchBase); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, fmt.Errorf("updating status of IAMIdentityMapping %s: %w", m.Name, err))
-			continue
-		}
-		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
-			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", "%s", ready.Message)
-		}
-	}
-	r.reportSystemMasters(ctx, masters)
-	return errors.Join(errs...)
+// MappingStatusReconciler writes each mapping's finalizer and status from
+// the outcome the aws-auth reconciler last published. It has workers of
+// its own, so that a deleted aws-auth never waits for thousands of status
+// writes, and holds no state: every reconcile starts from the mapping in
+// the cache and the last outcome.
+type MappingStatusReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	outcomes *outcomes
 }
 
-// systemMasters is the group that bypasses RBAC: a mapping into it makes an
-// IAM identity cluster-admin.
-const systemMasters = "system:masters"
-
-// reportSystemMasters logs the mappings that make an IAM identity
-// cluster-admin whenever that list changes, and counts them.
-func (r *AWSAuthReconciler) reportSystemMasters(ctx context.Context, names []string) {
-	systemMastersMappings.Set(float64(len(names)))
-	slices.Sort(names) // the cache lists in no set order
-	list := strings.Join(names, ",")
-	if list == r.systemMasters {
-		return
+// Reconcile brings one mapping's finalizer and status to the last outcome.
+// The finalizer goes on every mapping, so that deleting one (or the CRD,
+// which deletes them all) waits for aws-auth to be written without it, and
+// a guard can hold a deletion that would lock people out; it comes off
+// once aws-auth holds a render made without the mapping.
+func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	m := &iamv1alpha1.IAMIdentityMapping{}
+	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.systemMasters = list
-	ctrl.LoggerFrom(ctx).Info("IAMIdentityMappings grant system:masters, making their IAM identities cluster-admin", "count", len(names), "mappings", names)
+	o := r.outcomes.load()
+	deleting := !m.DeletionTimestamp.IsZero()
+	switch {
+	case !deleting && !controllerutil.ContainsFinalizer(m, iamv1alpha1.ProtectionFinalizer):
+		if err := r.patchFinalizers(ctx, m, controllerutil.AddFinalizer); err != nil {
+			return ctrl.Result{}, err
+		}
+	case deleting && o != nil && o.applied && o.current(m):
+		return ctrl.Result{}, r.patchFinalizers(ctx, m, controllerutil.RemoveFinalizer)
+	}
+	if o == nil {
+		// Nothing rendered yet; the first outcome queues every mapping.
+		return ctrl.Result{}, nil
+	}
+	status, ok := statusOf(m, o)
+	if !ok || equality.Semantic.DeepEqual(m.Status, status) {
+		return ctrl.Result{}, nil
+	}
+	before := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
+	patchBase := client.MergeFrom(m.DeepCopy())
+	m.Status = status
+	if err := r.Client.Status().Patch(ctx, m, patchBase); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady); ready.Status == metav1.ConditionFalse &&
+		(before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", "%s", ready.Message)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *MappingStatusReconciler) patchFinalizers(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping, change func(client.Object, string) bool) error {
+	base := m.DeepCopy()
+	change(m, iamv1alpha1.ProtectionFinalizer)
+	// The optimistic lock keeps a merge patch of the list from dropping a
+	// finalizer someone else added meanwhile.
+	err := r.Client.Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("updating the finalizers of IAMIdentityMapping %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// statusOf is the status m should show under o; ok is false when o says
+// nothing about it (a mapping being deleted that no guard holds: it is
+// about to go).
+func statusOf(m *iamv1alpha1.IAMIdentityMapping, o *outcome) (iamv1alpha1.IAMIdentityMappingStatus, bool) {
+	switch current := o.current(m); {
+	case !m.DeletionTimestamp.IsZero():
+		// Being deleted: it says so only while a guard holds it.
+		if !current || o.refusal == nil {
+			return iamv1alpha1.IAMIdentityMappingStatus{}, false
+		}
+		var out awsauth.Outcome
+		out.Entry, out.Err = managed.MappingInput(m).Entry()
+		return desiredStatus(m, out, o), true
+	case !current:
+		return progressingStatus(m), true
+	}
+	return desiredStatus(m, o.resolution.Outcomes[m.Name], o), true
+}
+
+// progressingStatus says that m's spec is not in aws-auth yet: kstatus and
+// `kubectl wait --for=condition=Ready` must not take the status of an
+// older spec for this one's.
+func progressingStatus(m *iamv1alpha1.IAMIdentityMapping) iamv1alpha1.IAMIdentityMappingStatus {
+	status := *m.Status.DeepCopy()
+	status.ObservedGeneration = m.Generation
+	message := "The change is not in " + managed.AWSAuthKey.String() + " yet"
+	for _, c := range []struct {
+		conditionType string
+		status        metav1.ConditionStatus
+	}{{iamv1alpha1.ConditionReconciling, metav1.ConditionTrue}, {iamv1alpha1.ConditionReady, metav1.ConditionUnknown}} {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: c.conditionType, Status: c.status, Reason: iamv1alpha1.ReasonProgressing, Message: message, ObservedGeneration: m.Generation,
+		})
+	}
+	meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionStalled)
+	return status
+}
+
+// verdict is the reason and message of m's Ready condition, given what
+// became of it (out) and of the reconcile (o).
+func verdict(m *iamv1alpha1.IAMIdentityMapping, out awsauth.Outcome, section iamv1alpha1.Section, o *outcome) (reason, message string) {
+	switch {
+	case out.Err != nil:
+		return iamv1alpha1.ReasonInvalid, out.Err.Error()
+	case out.ShadowedBy != "":
+		return iamv1alpha1.ReasonConflict, fmt.Sprintf("IAMIdentityMapping %s is older and maps the same identity (%s); this mapping is not rendered until that one is deleted or changed", out.ShadowedBy, out.Entry.Identity)
+	case !m.DeletionTimestamp.IsZero() && o.refusal != nil:
+		return iamv1alpha1.ReasonBlocked, fmt.Sprintf("The deletion is held, aws-auth was left as it is: %s", o.refusal.Message)
+	case o.serves(out.Entry):
+		return iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", managed.AWSAuthKey, section)
+	case out.TooLarge != nil:
+		return iamv1alpha1.ReasonTooLarge, fmt.Sprintf("The entry is %d bytes and does not fit: the older or already applied mappings leave %d of the %d bytes a ConfigMap may hold, so it is left out of %s. Shorten its groups or username, or delete other mappings",
+			out.TooLarge.EntryBytes, out.TooLarge.FreeBytes, awsauth.MaxDataBytes, managed.AWSAuthKey)
+	case o.renderErr != nil:
+		return iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", o.renderErr)
+	case o.refusal != nil:
+		return iamv1alpha1.ReasonBlocked, fmt.Sprintf("aws-auth was left as it is: %s", o.refusal.Message)
+	}
+	return iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", managed.AWSAuthKey, section)
 }
 
 // desiredStatus is the status a mapping should show, given what became of
 // it. It starts from the current conditions so that lastTransitionTime
 // only moves when a condition really changes.
-func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, outcome awsauth.Outcome, result applyResult) iamv1alpha1.IAMIdentityMappingStatus {
+func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, out awsauth.Outcome, o *outcome) iamv1alpha1.IAMIdentityMappingStatus {
 	status := iamv1alpha1.IAMIdentityMappingStatus{
 		ObservedGeneration: m.Generation,
 		Conditions:         append([]metav1.Condition(nil), m.Status.Conditions...),
 	}
-	if outcome.Err == nil {
-		status.Section = iamv1alpha1.Section(outcome.Entry.Section)
-		if outcome.Entry.Section != awsauth.MapAccounts {
-			status.CanonicalARN = outcome.Entry.Identity
+	if out.Err == nil {
+		status.Section = iamv1alpha1.Section(out.Entry.Section)
+		if out.Entry.Section != awsauth.MapAccounts {
+			status.CanonicalARN = out.Entry.Identity
 		}
 	}
-
-	reason, message := iamv1alpha1.ReasonApplied, fmt.Sprintf("The entry is in %s %s", managed.AWSAuthKey, status.Section)
-	switch {
-	case outcome.Err != nil:
-		reason, message = iamv1alpha1.ReasonInvalid, outcome.Err.Error()
-	case outcome.ShadowedBy != "":
-		reason, message = iamv1alpha1.ReasonConflict, fmt.Sprintf("IAMIdentityMapping %s is older and maps the same identity (%s); this mapping is not rendered until that one is deleted or changed", outcome.ShadowedBy, outcome.Entry.Identity)
-	case !m.DeletionTimestamp.IsZero() && result.wipe != nil:
-		reason, message = iamv1alpha1.ReasonBlocked, fmt.Sprintf("The deletion is held, aws-auth was left as it is: %s", result.wipe.Message)
-	case slices.ContainsFunc(result.served, outcome.Entry.Equal):
-	case outcome.TooLarge != nil:
-		reason, message = iamv1alpha1.ReasonTooLarge, fmt.Sprintf("The entry is %d bytes and does not fit: the older or already applied mappings leave %d of the %d bytes a ConfigMap may hold, so it is left out of %s. Shorten its groups or username, or delete other mappings",
-			outcome.TooLarge.EntryBytes, outcome.TooLarge.FreeBytes, awsauth.MaxDataBytes, managed.AWSAuthKey)
-	case result.renderErr != nil:
-		reason, message = iamv1alpha1.ReasonRenderFailed, fmt.Sprintf("aws-auth was left as it is: %v", result.renderErr)
-	case result.wipe != nil:
-		reason, message = iamv1alpha1.ReasonBlocked, fmt.Sprintf("aws-auth was left as it is: %s", result.wipe.Message)
-	}
-
+	reason, message := verdict(m, out, status.Section, o)
 	set := func(conditionType string, s metav1.ConditionStatus) {
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 			Type: conditionType, Status: s, Reason: reason, Message: message, ObservedGeneration: m.Generation,

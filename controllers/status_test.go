@@ -11,6 +11,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 func TestDesiredStatus(t *testing.T) {
@@ -21,7 +22,7 @@ func TestDesiredStatus(t *testing.T) {
 		name        string
 		outcome     awsauth.Outcome
 		renderErr   error
-		wipe        *awsauth.Wipe
+		refusal     *awsauth.Refusal
 		served      []awsauth.Entry
 		wantReady   metav1.ConditionStatus
 		wantReason  string
@@ -50,13 +51,13 @@ func TestDesiredStatus(t *testing.T) {
 			wantReady: metav1.ConditionFalse, wantReason: "TooLarge", wantStalled: true,
 			wantMessage: "The entry is 4321 bytes and does not fit: the older or already applied mappings leave 1234 of the 1048576 bytes a ConfigMap may hold, so it is left out of kube-system/aws-auth. Shorten its groups or username, or delete other mappings",
 			wantARN:     "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
-		{name: "too large but still live", outcome: awsauth.Outcome{Entry: roleEntry, TooLarge: &awsauth.Overflow{EntryBytes: 4321, FreeBytes: 1234}}, wipe: &awsauth.Wipe{Reason: awsauth.WipeNodes, Message: "nodes could no longer join"}, served: []awsauth.Entry{roleEntry},
+		{name: "too large but still live", outcome: awsauth.Outcome{Entry: roleEntry, TooLarge: &awsauth.Overflow{EntryBytes: 4321, FreeBytes: 1234}}, refusal: &awsauth.Refusal{Reason: awsauth.RefusedNodes, Message: "nodes could no longer join"}, served: []awsauth.Entry{roleEntry},
 			wantReady: metav1.ConditionTrue, wantReason: "Applied", wantMessage: "mapRoles",
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
-		{name: "blocked by a guard", outcome: awsauth.Outcome{Entry: roleEntry}, wipe: &awsauth.Wipe{Reason: awsauth.WipeNodes, Message: "nodes could no longer join"},
+		{name: "blocked by a guard", outcome: awsauth.Outcome{Entry: roleEntry}, refusal: &awsauth.Refusal{Reason: awsauth.RefusedNodes, Message: "nodes could no longer join"},
 			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "nodes could no longer join", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
-		{name: "an older spec is live, not this one", outcome: awsauth.Outcome{Entry: roleEntry}, wipe: &awsauth.Wipe{Reason: awsauth.WipeTooManyRemoved, Message: "removes 6 of 10"},
+		{name: "an older spec is live, not this one", outcome: awsauth.Outcome{Entry: roleEntry}, refusal: &awsauth.Refusal{Reason: awsauth.RefusedTooManyRemoved, Message: "removes 6 of 10"},
 			served:    []awsauth.Entry{{Section: awsauth.MapRoles, Identity: roleEntry.Identity, Username: "old-name"}},
 			wantReady: metav1.ConditionFalse, wantReason: "Blocked", wantMessage: "removes 6 of 10", wantStalled: true,
 			wantARN: "arn:aws:iam::111122223333:role/admins", wantSection: "mapRoles"},
@@ -65,7 +66,7 @@ func TestDesiredStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 3}}
-			status := desiredStatus(m, tc.outcome, applyResult{renderErr: tc.renderErr, wipe: tc.wipe, served: tc.served})
+			status := desiredStatus(m, tc.outcome, testOutcome(tc.served, tc.renderErr, tc.refusal))
 
 			if status.ObservedGeneration != 3 {
 				t.Errorf("observedGeneration = %d, want 3", status.ObservedGeneration)
@@ -91,7 +92,7 @@ func TestDesiredStatusKeepsTransitionTimes(t *testing.T) {
 	t.Parallel()
 	entry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
 	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "m", Generation: 1}}
-	applied := applyResult{served: []awsauth.Entry{entry}}
+	applied := testOutcome([]awsauth.Entry{entry}, nil, nil)
 	m.Status = desiredStatus(m, awsauth.Outcome{Entry: entry}, applied)
 	long := metav1.NewTime(time.Now().Add(-time.Hour).Truncate(time.Second))
 	m.Status.Conditions[0].LastTransitionTime = long
@@ -112,4 +113,12 @@ func TestDesiredStatusKeepsTransitionTimes(t *testing.T) {
 	if meta.FindStatusCondition(recovered.Conditions, "Stalled") != nil {
 		t.Error("Stalled must be removed once the mapping is applied")
 	}
+}
+
+// testOutcome is the outcome of a reconcile that left aws-auth serving
+// served, with the render failing with renderErr or refused by refusal.
+func testOutcome(served []awsauth.Entry, renderErr error, refusal *awsauth.Refusal) *outcome {
+	var plan managed.Plan
+	plan.Refusal = refusal
+	return newOutcome(&desired{renderErr: renderErr}, plan, served, "", refusal == nil && renderErr == nil)
 }

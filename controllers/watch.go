@@ -24,8 +24,8 @@ import (
 // none was open is read by the reconcile.
 func (r *AWSAuthReconciler) awsAuthSource(watcher client.WithWatch) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		go watchAWSAuth(ctx, watcher, func() {
-			r.awsAuthChanged.Store(true)
+		go watchAWSAuth(ctx, watcher, func(deleted bool) {
+			r.events.record(deleted)
 			q.Add(reconcile.Request{NamespacedName: managed.AWSAuthKey})
 		})
 		return nil
@@ -33,9 +33,9 @@ func (r *AWSAuthReconciler) awsAuthSource(watcher client.WithWatch) source.Sourc
 }
 
 // watchAWSAuth calls changed when a watch of aws-auth starts and on each of
-// its events, until ctx ends. A watch that fails or ends is started again,
+// its events, saying whether the event is a deletion, until ctx ends. A watch that fails or ends is started again,
 // at most once every ReconnectInterval.
-func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func()) {
+func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func(deleted bool)) {
 	log := ctrl.LoggerFrom(ctx).WithName("aws-auth-watch")
 	failing := false
 	for {
@@ -48,7 +48,7 @@ func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func())
 			failing = true
 		case err == nil:
 			failing = false
-			changed()
+			changed(false)
 			forward(ctx, w, changed)
 		}
 		select {
@@ -61,7 +61,7 @@ func watchAWSAuth(ctx context.Context, watcher client.WithWatch, changed func())
 
 // forward calls changed on each event of w until it ends, fails (410 Gone
 // and the like: the caller starts over at the present) or ctx ends.
-func forward(ctx context.Context, w watch.Interface, changed func()) {
+func forward(ctx context.Context, w watch.Interface, changed func(deleted bool)) {
 	defer w.Stop()
 	for {
 		select {
@@ -71,7 +71,7 @@ func forward(ctx context.Context, w watch.Interface, changed func()) {
 			if !open || event.Type == watch.Error {
 				return
 			}
-			changed()
+			changed(event.Type == watch.Deleted)
 		}
 	}
 }

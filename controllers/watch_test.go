@@ -51,12 +51,17 @@ func TestWatchAWSAuthStartsOverAndEnqueuesEachTime(t *testing.T) {
 		func() (watch.Interface, error) { return nil, refused(t) }, // the API server went away
 		func() (watch.Interface, error) { return second, nil },
 	}}
-	var changes atomic.Int32
+	var changes, deletions atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watchAWSAuth(ctx, w, func() { changes.Add(1) })
+		watchAWSAuth(ctx, w, func(deleted bool) {
+			if deleted {
+				deletions.Add(1)
+			}
+			changes.Add(1)
+		})
 	}()
 
 	g := NewWithT(t)
@@ -64,6 +69,9 @@ func TestWatchAWSAuthStartsOverAndEnqueuesEachTime(t *testing.T) {
 	first.Add(&corev1.ConfigMap{})
 	first.Delete(&corev1.ConfigMap{})
 	g.Eventually(changes.Load).WithTimeout(5*time.Second).Should(BeEquivalentTo(3), "an event did not enqueue")
+	// Only the DELETED event says so: the reconcile then heals without
+	// reading aws-auth first.
+	g.Expect(deletions.Load()).To(BeEquivalentTo(1), "the deletion was not told apart")
 	// 410 Gone: the watch starts over, through a failed attempt, and the
 	// new watch enqueues again, since events may have been missed.
 	first.Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
@@ -71,6 +79,7 @@ func TestWatchAWSAuthStartsOverAndEnqueuesEachTime(t *testing.T) {
 	g.Eventually(changes.Load).WithTimeout(5*time.Second).Should(BeEquivalentTo(4), "the new watch did not enqueue")
 	second.Modify(&corev1.ConfigMap{})
 	g.Eventually(changes.Load).WithTimeout(5*time.Second).Should(BeEquivalentTo(5), "an event of the new watch did not enqueue")
+	g.Expect(deletions.Load()).To(BeEquivalentTo(1), "a start or a change was taken for a deletion")
 
 	for i, o := range w.opts {
 		if o.Namespace != managed.AWSAuthKey.Namespace || o.FieldSelector.String() != "metadata.name="+managed.AWSAuthKey.Name {

@@ -122,6 +122,9 @@ const (
 	// grants now (see the README, "Never locked out"); the live aws-auth is
 	// kept until a person allows it.
 	ReasonBlocked = "Blocked"
+	// ReasonProgressing: the spec changed and aws-auth does not hold it
+	// yet (Reconciling=True, Ready=Unknown).
+	ReasonProgressing = "Progressing"
 )
 
 // IAMIdentityMapping maps one IAM role, IAM user or AWS account to

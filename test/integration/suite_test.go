@@ -146,7 +146,7 @@ func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *op
 		BatchDelay:      50 * time.Millisecond,
 		MaxRemovedShare: 0.5,
 		BackupNamespace: operatorNamespace,
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(context.Background(), mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
