@@ -1,13 +1,20 @@
 package controllers
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
@@ -121,4 +128,157 @@ func testOutcome(served []awsauth.Entry, renderErr error, refusal *awsauth.Refus
 	var plan managed.Plan
 	plan.Refusal = refusal
 	return newOutcome(&desired{renderErr: renderErr}, plan, served, "", refusal == nil && renderErr == nil)
+}
+
+// statusOf tells a mapping whose spec the outcome was made of from one that
+// changed since, and says nothing of a deletion no guard holds.
+func TestStatusOf(t *testing.T) {
+	t.Parallel()
+	entry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
+	m := iamv1alpha1.IAMIdentityMapping{
+		ObjectMeta: metav1.ObjectMeta{Name: "admins", UID: "u1", Generation: 2},
+		Spec:       iamv1alpha1.IAMIdentityMappingSpec{ARN: entry.Identity, Username: "admin"},
+	}
+	deleting := *m.DeepCopy()
+	deleting.DeletionTimestamp = ptr.To(metav1.Now())
+	deleting.Generation++ // as the API server does
+	outcomeOf := func(listed iamv1alpha1.IAMIdentityMapping, refusal *awsauth.Refusal) *outcome {
+		plan := managed.Plan{Refusal: refusal, Applies: refusal == nil}
+		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{listed},
+			resolution: awsauth.Resolution{Outcomes: map[string]awsauth.Outcome{"admins": {Entry: entry}}}}
+		return newOutcome(d, plan, []awsauth.Entry{entry}, "", refusal == nil)
+	}
+	older := *m.DeepCopy()
+	older.Generation = 1
+	recreated := *m.DeepCopy()
+	recreated.UID = "u2"
+	held := &awsauth.Refusal{Reason: awsauth.RefusedTooManyRemoved, Message: "removes 6 of 10"}
+	tests := []struct {
+		name       string
+		m          iamv1alpha1.IAMIdentityMapping
+		o          *outcome
+		wantOK     bool
+		wantReason string
+		wantReady  metav1.ConditionStatus
+	}{
+		{"rendered as it is: applied", m, outcomeOf(m, nil), true, iamv1alpha1.ReasonApplied, metav1.ConditionTrue},
+		{"changed since: progressing", m, outcomeOf(older, nil), true, iamv1alpha1.ReasonProgressing, metav1.ConditionUnknown},
+		{"recreated under the same name: progressing", m, outcomeOf(recreated, nil), true, iamv1alpha1.ReasonProgressing, metav1.ConditionUnknown},
+		{"not listed yet: progressing", m, newOutcome(&desired{}, managed.Plan{}, nil, "", true), true, iamv1alpha1.ReasonProgressing, metav1.ConditionUnknown},
+		{"deletion held by a guard", deleting, outcomeOf(deleting, held), true, iamv1alpha1.ReasonBlocked, metav1.ConditionFalse},
+		{"deletion not held: nothing to say", deleting, outcomeOf(deleting, nil), false, "", ""},
+		{"deleted since the outcome: nothing to say yet", deleting, outcomeOf(m, held), false, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			status, ok := statusOf(&tc.m, tc.o)
+			if ok != tc.wantOK {
+				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
+			if ready == nil || ready.Reason != tc.wantReason || ready.Status != tc.wantReady {
+				t.Fatalf("Ready = %+v, want %s/%s", ready, tc.wantReady, tc.wantReason)
+			}
+			if status.ObservedGeneration != tc.m.Generation {
+				t.Errorf("observedGeneration = %d, want %d", status.ObservedGeneration, tc.m.Generation)
+			}
+			reconciling := meta.IsStatusConditionTrue(status.Conditions, iamv1alpha1.ConditionReconciling)
+			if want := tc.wantReason == iamv1alpha1.ReasonProgressing; reconciling != want {
+				t.Errorf("Reconciling = %v, want %v", reconciling, want)
+			}
+		})
+	}
+}
+
+// The status reconciler puts the finalizer on, writes the status of the
+// outcome, and lets a deleted mapping go once aws-auth is written without it.
+func TestMappingStatusReconciler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	entry := awsauth.Entry{Section: awsauth.MapRoles, Identity: "arn:aws:iam::111122223333:role/admins", Username: "admin"}
+	m := &iamv1alpha1.IAMIdentityMapping{
+		ObjectMeta: metav1.ObjectMeta{Name: "admins", UID: "u1", Generation: 1},
+		Spec:       iamv1alpha1.IAMIdentityMappingSpec{ARN: entry.Identity, Username: "admin"},
+	}
+	c := newRecorder(t, m)
+	rec := events.NewFakeRecorder(10)
+	r := &MappingStatusReconciler{Client: c, Recorder: rec, outcomes: &outcomes{}}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "admins"}}
+	get := func() *iamv1alpha1.IAMIdentityMapping {
+		got := &iamv1alpha1.IAMIdentityMapping{}
+		if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// Before any outcome: only the finalizer.
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); !slices.Equal(got.Finalizers, []string{iamv1alpha1.ProtectionFinalizer}) || len(got.Status.Conditions) > 0 {
+		t.Fatalf("finalizers %v, conditions %v: want the finalizer and no status yet", got.Finalizers, got.Status.Conditions)
+	}
+
+	publish := func(listed *iamv1alpha1.IAMIdentityMapping, applied bool) {
+		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{*listed},
+			resolution: awsauth.Resolution{Outcomes: map[string]awsauth.Outcome{"admins": {Entry: entry}}}}
+		var served []awsauth.Entry
+		if listed.DeletionTimestamp.IsZero() {
+			served = []awsauth.Entry{entry}
+		}
+		r.outcomes.publish(newOutcome(d, managed.Plan{Applies: applied}, served, "", applied))
+	}
+	publish(get(), true)
+	c.forget()
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if ready := readyConditionOf(get()); ready == nil || ready.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready = %+v, want True", ready)
+	}
+	// Nothing changed: nothing is written.
+	c.forget()
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.took(); !slices.Equal(got, []string{"get admins"}) {
+		t.Errorf("calls = %q, want only the read", got)
+	}
+
+	// Deleted: held by the finalizer until an applied outcome without it.
+	if err := c.Delete(ctx, get()); err != nil {
+		t.Fatal(err)
+	}
+	// The API server moves the generation when it sets deletionTimestamp;
+	// the fake does not, so it is done here.
+	deleted := get()
+	deleted.Generation++
+	if err := c.Update(ctx, deleted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got.DeletionTimestamp.IsZero() || len(got.Finalizers) == 0 {
+		t.Fatal("the mapping went before aws-auth was written without it")
+	}
+	publish(get(), true)
+	if _, err := r.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, req.NamespacedName, &iamv1alpha1.IAMIdentityMapping{}); !apierrors.IsNotFound(err) {
+		t.Errorf("get after release: %v, want NotFound", err)
+	}
+	if got := drain(rec); len(got) != 0 {
+		t.Errorf("events %q: none expected for a mapping that was applied", got)
+	}
+}
+
+func readyConditionOf(m *iamv1alpha1.IAMIdentityMapping) *metav1.Condition {
+	return meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
 }
