@@ -33,15 +33,21 @@ func (r *AWSAuthReconciler) report(ctx context.Context, observed observation, d 
 	if observed.restored != nil {
 		r.reportWrite(ctx, *observed.restored)
 	}
-	present := observed.Object != nil
 	if d != nil {
 		r.reportAdoption(ctx, observed.Object, d.adoption)
 	}
 	if done != nil {
 		r.reportWrite(ctx, *done)
-		present = present || (done.err == nil && done.plan.Write != nil)
 	}
-	awsAuthPresent.Set(map[bool]float64{false: 0, true: 1}[present])
+	// Known only when aws-auth was read, or a restore tells it was missing;
+	// a read that failed says nothing.
+	if done != nil || observed.restored != nil {
+		present := 0.0
+		if observed.Object != nil || (done != nil && done.err == nil && done.plan.Write != nil) {
+			present = 1
+		}
+		awsAuthPresent.Set(present)
+	}
 	if d == nil || done == nil || done.err != nil || d.mappings == nil {
 		// Nothing to say of the mappings: they were not read, or aws-auth
 		// is not what the reconcile meant it to be (the retry will tell).
