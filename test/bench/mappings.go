@@ -13,22 +13,13 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/mappingtest"
 )
 
 // typical is the mapping most clusters are made of: a team role with a
 // session-named user and one group.
 func typical(name string) *iamv1alpha1.IAMIdentityMapping {
-	return role(name, "arn:aws:iam::"+account+":role/"+name, name+":{{SessionName}}", "team:"+name)
-}
-
-func role(name, arn, username string, groups ...string) *iamv1alpha1.IAMIdentityMapping {
-	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	m.Spec.ARN = arn
-	m.Spec.Username = iamv1alpha1.IdentityName(username)
-	for _, g := range groups {
-		m.Spec.Groups = append(m.Spec.Groups, iamv1alpha1.IdentityName(g))
-	}
-	return m
+	return mappingtest.Role(name, "arn:aws:iam::"+account+":role/"+name, "team:"+name)
 }
 
 func (b *bench) remember(m *iamv1alpha1.IAMIdentityMapping) {
