@@ -57,9 +57,10 @@ const (
 	secBurst  = "3. Bursts"
 	secScale  = "4. Scale"
 	secSteady = "5. Steady state"
+	secStart  = "6. Start"
 )
 
-var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady}
+var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart}
 
 func (r *report) latency(section, name string, d dist) {
 	r.latencies = append(r.latencies, latencyRow{section, name, d})
