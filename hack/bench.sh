@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: measure aws-auth-guardian (issue 6) and write docs/benchmarks.md.
+# make bench: measure aws-auth-guardian against the project's own targets
+# (never loosened) and write docs/benchmarks.md.
 # `make bench` builds bin/manager and bin/controlplane first; this script
 # does the rest. It builds the bench program (test/bench, a module of its own
 # because it holds the real aws-iam-authenticator), which starts a local

@@ -50,16 +50,17 @@ func newReport(opts options) *report {
 	return &report{opts: opts, notes: map[string][]string{}}
 }
 
-// Sections, in the order of the issue.
+// Sections, in the order the report presents them.
 const (
 	secHeal   = "1. Heal latency"
 	secOutage = "2. Outage as the authenticator sees it"
 	secBurst  = "3. Bursts"
 	secScale  = "4. Scale"
 	secSteady = "5. Steady state"
+	secStart  = "6. Start"
 )
 
-var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady}
+var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart}
 
 func (r *report) latency(section, name string, d dist) {
 	r.latencies = append(r.latencies, latencyRow{section, name, d})
@@ -81,7 +82,7 @@ func (r *report) skip(step, why string) {
 	r.skipped = append(r.skipped, fmt.Sprintf("`%s`: %s", step, why))
 }
 
-// sorted puts rows in the order of the issue's sections, keeping the
+// sorted puts rows in the order of the sections, keeping the
 // order they were measured in within a section.
 func sorted[T any](rows []T, section func(T) string) []T {
 	out := make([]T, 0, len(rows))
@@ -143,7 +144,7 @@ func (r *report) write(path string) error {
 	p("")
 	p("The figures of the latest `make bench` run. This file is written by the run itself")
 	p("(`test/bench`, started by `hack/bench.sh`); rerun the command below rather than editing it.")
-	p("Targets come from issue 6 and are never loosened: a missed one says by how much and why.")
+	p("The targets below are the project's own and are never loosened: a missed one says by how much and why.")
 	p("")
 	p("## How to reproduce")
 	p("")

@@ -9,6 +9,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/mappingtest"
 )
 
 // Scale: the render in process (awsauth.Resolve and Render, which also
@@ -30,8 +31,9 @@ func typicalInputs(n int, shape func(string) *iamv1alpha1.IAMIdentityMapping) []
 // name (IAM's maximum) and three groups.
 func large(name string) *iamv1alpha1.IAMIdentityMapping {
 	roleName := (name + "-" + strings.Repeat("x", 64))[:64]
-	return role(name, "arn:aws:iam::"+account+":role/"+roleName, "platform:"+name+":{{SessionName}}",
-		"platform:"+name+":developers", "platform:"+name+":readers", "platform:"+name+":operators")
+	return mappingtest.Mapping(name, mappingtest.WithARN("arn:aws:iam::"+account+":role/"+roleName),
+		mappingtest.WithUsername("platform:"+name+":{{SessionName}}"),
+		mappingtest.WithGroups("platform:"+name+":developers", "platform:"+name+":readers", "platform:"+name+":operators"))
 }
 
 func renderOnce(inputs []awsauth.Mapping) (time.Duration, int, error) {
@@ -107,8 +109,9 @@ func (b *bench) measureApply(ctx context.Context, rep *report, target int) error
 	var objs []*iamv1alpha1.IAMIdentityMapping
 	if have == 0 {
 		objs = append(objs,
-			role("bench-lookup", lookupARN, "bench-lookup:{{SessionName}}", "platform:admins"),
-			role("bench-nodes", nodesARN, "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers", "system:nodes"))
+			mappingtest.Role("bench-lookup", lookupARN, "platform:admins"),
+			mappingtest.Mapping("bench-nodes", mappingtest.WithARN(nodesARN), mappingtest.WithUsername("system:node:{{EC2PrivateDNSName}}"),
+				mappingtest.WithGroups("system:bootstrappers", "system:nodes")))
 	}
 	for i := 0; len(objs) < target-have; i++ {
 		objs = append(objs, typical(fmt.Sprintf("scale-%05d", have+i)))

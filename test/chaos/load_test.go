@@ -23,6 +23,7 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/mappingtest"
 )
 
 // The load keeps the mappings clear of the refuse-to-wipe guards, so that
@@ -63,13 +64,8 @@ func (s spec) entry() awsauth.Entry {
 }
 
 func (s spec) object(name string) *iamv1alpha1.IAMIdentityMapping {
-	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	m.Spec.ARN, m.Spec.AccountID = s.arn, s.accountID
-	m.Spec.Username = iamv1alpha1.IdentityName(s.username)
-	for _, g := range s.groups {
-		m.Spec.Groups = append(m.Spec.Groups, iamv1alpha1.IdentityName(g))
-	}
-	return m
+	return mappingtest.Mapping(name, mappingtest.WithARN(s.arn), mappingtest.WithAccount(s.accountID),
+		mappingtest.WithUsername(s.username), mappingtest.WithGroups(s.groups...))
 }
 
 // Kinds of operation, as counted in the report.

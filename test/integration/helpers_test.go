@@ -17,43 +17,19 @@ import (
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/mappingtest"
 )
 
-type option func(*iamv1alpha1.IAMIdentityMapping)
-
-func mapping(name string, opts ...option) *iamv1alpha1.IAMIdentityMapping {
-	m := &iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	for _, o := range opts {
-		o(m)
-	}
-	return m
-}
-
-func withARN(arn string) option {
-	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.ARN = arn }
-}
-
-func withUsername(u string) option {
-	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.Username = iamv1alpha1.IdentityName(u) }
-}
-
-func withGroups(groups ...string) option {
-	return func(m *iamv1alpha1.IAMIdentityMapping) {
-		m.Spec.Groups = nil
-		for _, g := range groups {
-			m.Spec.Groups = append(m.Spec.Groups, iamv1alpha1.IdentityName(g))
-		}
-	}
-}
-
-func withAccount(id string) option {
-	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.AccountID = id }
-}
-
-// role is an ordinary role mapping.
-func role(name, arn string, groups ...string) *iamv1alpha1.IAMIdentityMapping {
-	return mapping(name, withARN(arn), withUsername(name+":{{SessionName}}"), withGroups(groups...))
-}
+// The builders are shared with the chaos suite and the bench.
+var (
+	mapping      = mappingtest.Mapping
+	withARN      = mappingtest.WithARN
+	withUsername = mappingtest.WithUsername
+	withGroups   = mappingtest.WithGroups
+	withAccount  = mappingtest.WithAccount
+	// role is an ordinary role mapping, username "<name>:{{SessionName}}".
+	role = mappingtest.Role
+)
 
 func create(t *testing.T, objs ...client.Object) {
 	t.Helper()
