@@ -39,7 +39,7 @@ func (r *AWSAuthReconciler) adopt(ctx context.Context, observed managed.Observed
 	if err != nil || written {
 		return adoption{}, err
 	}
-	a := adoption{found: adopt.FromData(live.Data)}
+	a := adoption{found: adopt.FromParsed(observed.Entries, observed.Rejected)}
 	have := make(map[string]bool, len(existing))
 	for _, m := range existing {
 		have[m.Name] = true

@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -16,7 +15,6 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
@@ -42,16 +40,27 @@ type Adoption struct {
 
 // FromData adopts the data of an aws-auth ConfigMap.
 func FromData(data map[string]string) Adoption {
+	return FromParsed(awsauth.Parse(data))
+}
+
+// FromParsed adopts what awsauth.Parse read from aws-auth, for a caller
+// that has parsed it already.
+func FromParsed(entries []awsauth.Entry, rejected []awsauth.Rejected) Adoption {
 	var a Adoption
-	entries, errs := awsauth.Parse(data)
-	for _, err := range errs {
-		a.Unrepresentable = append(a.Unrepresentable, sentence(err.Error()))
+	// The ARNs whose last item, the one the authenticator serves, Parse
+	// rejected (it sets userid): every entry Parse returned for such an
+	// ARN is one the authenticator does not serve.
+	lastRejected := map[string]bool{}
+	for _, r := range rejected {
+		a.Unrepresentable = append(a.Unrepresentable, sentence(r.Error()))
+		if r.Last {
+			lastRejected[awsauth.StorageKey(awsauth.Entry{Section: r.Section, Identity: r.Identity})] = true
+		}
 	}
-	lastSetsUserID := lastEntrySetsUserID(data)
 	var candidates []awsauth.Entry
-	for _, group := range groupBy(entries, storageKey) {
+	for _, group := range groupBy(entries, awsauth.StorageKey) {
 		last := group[len(group)-1]
-		if lastSetsUserID[storageKey(last)] {
+		if lastRejected[awsauth.StorageKey(last)] {
 			// Parse left the winner out, so every entry it returned for
 			// this ARN is one the authenticator does not serve.
 			for _, e := range group {
@@ -66,7 +75,7 @@ func FromData(data map[string]string) Adoption {
 	}
 
 	byName := map[string][]iamv1alpha1.IAMIdentityMapping{}
-	for _, same := range groupBy(candidates, identityKey) {
+	for _, same := range groupBy(candidates, awsauth.Entry.Key) {
 		e, err := a.settleCase(same)
 		if err == nil {
 			var m iamv1alpha1.IAMIdentityMapping
@@ -147,23 +156,6 @@ func sameGrant(a, b awsauth.Entry) bool {
 	return a.Username == b.Username && slices.Equal(a.Groups, b.Groups)
 }
 
-// storageKey is the key under which the authenticator's MapStore keeps an
-// entry, and so which entries replace each other (the last wins): roles by
-// the ARN in lower case, users by the ARN as written, accounts as a set.
-func storageKey(e awsauth.Entry) string {
-	id := e.Identity
-	if e.Section == awsauth.MapRoles {
-		id = strings.ToLower(id)
-	}
-	return string(e.Section) + "\x00" + id
-}
-
-// identityKey tells apart what the authenticator matches as different
-// identities: ARNs compare without case.
-func identityKey(e awsauth.Entry) string {
-	return string(e.Section) + "\x00" + strings.ToLower(e.Identity)
-}
-
 // groupBy groups the entries by key, keeping the order of the groups and,
 // within a group, the order of the entries (Parse sorts stably, so that is
 // the order in aws-auth).
@@ -181,43 +173,6 @@ func groupBy(entries []awsauth.Entry, key func(awsauth.Entry) string) [][]awsaut
 		groups[i] = append(groups[i], e)
 	}
 	return groups
-}
-
-// lastEntrySetsUserID finds the ARNs whose last entry, the one the
-// authenticator serves, carries a userid. Parse reports such an entry and
-// leaves it out, so without this an earlier entry for the same ARN would be
-// taken for the winner.
-func lastEntrySetsUserID(data map[string]string) map[string]bool {
-	type raw struct {
-		RoleARN string          `json:"rolearn"`
-		UserARN string          `json:"userarn"`
-		UserID  string          `json:"userid"`
-		SSO     json.RawMessage `json:"sso"`
-	}
-	last := map[string]bool{}
-	for _, section := range []awsauth.Section{awsauth.MapRoles, awsauth.MapUsers} {
-		var list []raw
-		asJSON, err := yaml.YAMLToJSON([]byte(data[string(section)]))
-		if err != nil {
-			continue // Parse reports the section.
-		}
-		_ = json.Unmarshal(asJSON, &list) // as the authenticator, keep what decodes
-		for _, r := range list {
-			arn := r.UserARN
-			if section == awsauth.MapRoles {
-				// The authenticator refuses a role entry with both rolearn
-				// and sso, so it replaces nothing.
-				if r.SSO != nil && string(r.SSO) != "null" {
-					continue
-				}
-				arn = r.RoleARN
-			}
-			if arn != "" {
-				last[storageKey(awsauth.Entry{Section: section, Identity: arn})] = r.UserID != ""
-			}
-		}
-	}
-	return last
 }
 
 // sentence makes an error message read as a sentence in a list.

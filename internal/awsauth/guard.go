@@ -51,11 +51,11 @@ func CheckRemovals(live, desired []Entry, maxRemovedShare float64) *Refusal {
 	}
 	kept := make(map[string]bool, len(desired))
 	for _, e := range desired {
-		kept[e.key()] = true
+		kept[e.Key()] = true
 	}
 	removed := 0
 	for _, e := range live {
-		if !kept[e.key()] {
+		if !kept[e.Key()] {
 			removed++
 		}
 	}

@@ -42,11 +42,22 @@ type Entry struct {
 	Groups   []string
 }
 
-// key is how the authenticator tells entries apart: ARNs compare without
-// case, and a later duplicate silently wins, which is why Resolve makes
-// every key unique.
-func (e Entry) key() string {
+// Key is how the authenticator matches identities: ARNs compare without
+// case. Two entries of one key are one identity to it, and a later one
+// silently wins, which is why Resolve makes every key unique.
+func (e Entry) Key() string {
 	return string(e.Section) + "\x00" + strings.ToLower(e.Identity)
+}
+
+// StorageKey is the key under which the authenticator stores an entry, and
+// so which entries replace each other (the last wins): roles by the ARN in
+// lower case, users by the ARN as written (it matches them without case,
+// but two users that differ in case are stored apart), accounts as a set.
+func StorageKey(e Entry) string {
+	if e.Section == MapUsers {
+		return string(e.Section) + "\x00" + e.Identity
+	}
+	return e.Key()
 }
 
 // compareEntries is the render order: section, then identity without case.
@@ -198,11 +209,11 @@ func Resolve(mappings []Mapping) Resolution {
 			res.Outcomes[m.Name] = Outcome{Err: err}
 			continue
 		}
-		if winner, taken := winners[entry.key()]; taken {
+		if winner, taken := winners[entry.Key()]; taken {
 			res.Outcomes[m.Name] = Outcome{Entry: entry, ShadowedBy: winner}
 			continue
 		}
-		winners[entry.key()] = m.Name
+		winners[entry.Key()] = m.Name
 		res.Outcomes[m.Name] = Outcome{Entry: entry}
 		res.Entries = append(res.Entries, entry)
 		res.byAge = append(res.byAge, m.Name)

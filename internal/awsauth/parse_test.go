@@ -177,3 +177,58 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+// Parse says of each item it rejects where it is, what the authenticator
+// stores it under, whether that item is the one served, and why.
+func TestParseRejected(t *testing.T) {
+	t.Parallel()
+	role := "arn:aws:iam::111122223333:role/admins"
+	user := "arn:aws:iam::111122223333:user/bob"
+	tests := []struct {
+		name   string
+		data   map[string]string
+		want   []awsauth.Rejected // Reason checked by substring
+		served int                // entries still returned
+	}{
+		{"sso matcher", map[string]string{"mapRoles": "- rolearn: " + role + "\n  sso: {permissionSetName: Admin}\n  username: a\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapRoles, Index: 0, Reason: "mapRoles[0] uses an sso matcher"}}, 0},
+		{"no rolearn", map[string]string{"mapRoles": "- username: a\n- rolearn: " + role + "\n  username: b\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapRoles, Index: 0, Reason: "mapRoles[0] has no rolearn"}}, 1},
+		{"userid on the last role item: served", map[string]string{"mapRoles": "- rolearn: " + role + "\n  username: a\n- rolearn: " + strings.ToUpper(role[:8]) + role[8:] + "\n  userid: AROAX\n  username: b\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapRoles, Index: 1, Identity: "ARN:AWS:" + role[8:], Last: true, Reason: "mapRoles[1] (ARN:AWS:" + role[8:] + ") sets userid"}}, 1},
+		{"userid on an earlier role item: replaced by the later", map[string]string{"mapRoles": "- rolearn: " + role + "\n  userid: AROAX\n  username: b\n- rolearn: " + role + "\n  username: a\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapRoles, Index: 0, Identity: role, Reason: "sets userid"}}, 1},
+		{"no userarn", map[string]string{"mapUsers": "- username: a\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapUsers, Index: 0, Reason: "mapUsers[0] has no userarn"}}, 0},
+		{"userid on a user; users differing in case are stored apart", map[string]string{"mapUsers": "- userarn: " + user + "\n  userid: AIDAX\n  username: b\n- userarn: " + strings.ToUpper(user) + "\n  username: c\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapUsers, Index: 0, Identity: user, Last: true, Reason: "mapUsers[0] (" + user + ") sets userid"}}, 1},
+		{"a section that is not YAML", map[string]string{"mapRoles": "- rolearn: [", "mapUsers": "- userarn: " + user + "\n  username: b\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapRoles, Index: -1, Reason: "mapRoles is not valid YAML, so the authenticator ignores all of it"}}, 1},
+		{"a section that is not a list", map[string]string{"mapUsers": "userarn: " + user + "\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapUsers, Index: -1, Reason: "mapUsers is not a list of entries"}}, 0},
+		{"mapAccounts that is not a list", map[string]string{"mapAccounts": "a: b\n"},
+			[]awsauth.Rejected{{Section: awsauth.MapAccounts, Index: -1, Reason: "mapAccounts is not a list of account IDs"}}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			entries, rejected := awsauth.Parse(tc.data)
+			if len(entries) != tc.served {
+				t.Errorf("%d entries, want %d: %+v", len(entries), tc.served, entries)
+			}
+			if len(rejected) != len(tc.want) {
+				t.Fatalf("rejected %+v, want %d", rejected, len(tc.want))
+			}
+			for i, want := range tc.want {
+				got := rejected[i]
+				if got.Section != want.Section || got.Index != want.Index || got.Identity != want.Identity || got.Last != want.Last {
+					t.Errorf("rejected[%d] = %s[%d] identity %q last %v, want %s[%d] identity %q last %v",
+						i, got.Section, got.Index, got.Identity, got.Last, want.Section, want.Index, want.Identity, want.Last)
+				}
+				if !strings.Contains(got.Error(), want.Reason) {
+					t.Errorf("rejected[%d] says %q, want it to contain %q", i, got.Error(), want.Reason)
+				}
+			}
+		})
+	}
+}

@@ -56,7 +56,7 @@ type Rendered struct {
 func Render(entries []Entry) (Rendered, error) {
 	sorted := slices.SortedStableFunc(slices.Values(entries), compareEntries)
 	for i := 1; i < len(sorted); i++ {
-		if sorted[i].key() == sorted[i-1].key() {
+		if sorted[i].Key() == sorted[i-1].Key() {
 			return Rendered{}, fmt.Errorf("%s lists %s twice; the authenticator would silently keep only the last", sorted[i].Section, sorted[i].Identity)
 		}
 	}
@@ -82,9 +82,9 @@ func Render(entries []Entry) (Rendered, error) {
 	if size > MaxDataBytes {
 		return Rendered{}, fmt.Errorf("the render is %d bytes, %w of %d bytes (%d entries)", size, ErrTooLarge, MaxDataBytes, len(sorted))
 	}
-	parsed, errs := Parse(data)
-	if err := errors.Join(errs...); err != nil {
-		return Rendered{}, fmt.Errorf("the render does not parse back: %w", err)
+	parsed, rejected := Parse(data)
+	if len(rejected) > 0 {
+		return Rendered{}, fmt.Errorf("the render does not parse back: %w", rejected[0])
 	}
 	if !slices.EqualFunc(parsed, sorted, Entry.Equal) {
 		return Rendered{}, fmt.Errorf("the render does not parse back to the same %d entries", len(sorted))
@@ -167,56 +167,107 @@ type parsedUser struct {
 	Groups   []string `json:"groups"`
 }
 
+// Rejected is an item of aws-auth that Parse does not return as an entry:
+// one the authenticator ignores, or one an IAMIdentityMapping cannot say.
+type Rejected struct {
+	Section Section
+	// Index is the item's place in its section; -1 when the whole section
+	// is rejected.
+	Index int
+	// Identity is the ARN under which the authenticator stores the item,
+	// replacing any earlier entry for it; "" when it stores it under none
+	// (no ARN, an sso matcher, a whole section).
+	Identity string
+	// Last: no later item of the section is stored under Identity, so this
+	// is the item the authenticator serves for it.
+	Last   bool
+	Reason string
+}
+
+// Error is the reason, written for a person.
+func (r Rejected) Error() string { return r.Reason }
+
 // Parse reads aws-auth data the way the authenticator does (YAML to JSON,
 // then the same field names; an empty or quoted-empty value is skipped) and
-// returns the entries in render order. Each entry it cannot read as a plain
-// mapping, and each section that does not parse at all, is an error; the
+// returns the entries in render order. Each item it cannot read as a plain
+// mapping, and each section that does not parse at all, is rejected; the
 // entries that can be read are still returned, as the authenticator still
 // serves them.
-func Parse(data map[string]string) ([]Entry, []error) {
+func Parse(data map[string]string) ([]Entry, []Rejected) {
 	var entries []Entry
-	var errs []error
+	var rejected []Rejected
 	var roles []parsedRole
 	if err := decodeSection(data, MapRoles, &roles); err != nil {
-		errs = append(errs, err)
+		rejected = append(rejected, Rejected{Section: MapRoles, Index: -1, Reason: err.Error()})
 	}
+	// The authenticator refuses a role with both rolearn and sso, so such
+	// an item is stored under no ARN.
+	roleKeys := make([]string, len(roles))
 	for i, r := range roles {
+		if r.SSO == nil || string(r.SSO) == "null" {
+			roleKeys[i] = StorageKey(Entry{Section: MapRoles, Identity: r.RoleARN})
+		}
+	}
+	rolesLast := lastOfEach(roleKeys)
+	for i, r := range roles {
+		reject := func(identity, reason string, args ...any) {
+			rejected = append(rejected, Rejected{Section: MapRoles, Index: i, Identity: identity, Last: identity != "" && rolesLast[i], Reason: fmt.Sprintf(reason, args...)})
+		}
 		switch {
 		// A null (or empty) sso is no matcher: the authenticator serves the
 		// rolearn next to it.
 		case r.SSO != nil && string(r.SSO) != "null":
-			errs = append(errs, fmt.Errorf("mapRoles[%d] uses an sso matcher, which IAMIdentityMapping does not represent", i))
+			reject("", "mapRoles[%d] uses an sso matcher, which IAMIdentityMapping does not represent", i)
 		case r.RoleARN == "":
-			errs = append(errs, fmt.Errorf("mapRoles[%d] has no rolearn", i))
+			reject("", "mapRoles[%d] has no rolearn", i)
 		case r.UserID != "":
-			errs = append(errs, fmt.Errorf("mapRoles[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, r.RoleARN))
+			reject(r.RoleARN, "mapRoles[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, r.RoleARN)
 		default:
 			entries = append(entries, Entry{Section: MapRoles, Identity: r.RoleARN, Username: r.Username, Groups: nilIfEmpty(r.Groups)})
 		}
 	}
 	var users []parsedUser
 	if err := decodeSection(data, MapUsers, &users); err != nil {
-		errs = append(errs, err)
+		rejected = append(rejected, Rejected{Section: MapUsers, Index: -1, Reason: err.Error()})
 	}
+	userKeys := make([]string, len(users))
+	for i, u := range users {
+		userKeys[i] = StorageKey(Entry{Section: MapUsers, Identity: u.UserARN})
+	}
+	usersLast := lastOfEach(userKeys)
 	for i, u := range users {
 		switch {
 		case u.UserARN == "":
-			errs = append(errs, fmt.Errorf("mapUsers[%d] has no userarn", i))
+			rejected = append(rejected, Rejected{Section: MapUsers, Index: i, Reason: fmt.Sprintf("mapUsers[%d] has no userarn", i)})
 		case u.UserID != "":
-			errs = append(errs, fmt.Errorf("mapUsers[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, u.UserARN))
+			rejected = append(rejected, Rejected{Section: MapUsers, Index: i, Identity: u.UserARN, Last: usersLast[i],
+				Reason: fmt.Sprintf("mapUsers[%d] (%s) sets userid, which IAMIdentityMapping does not represent", i, u.UserARN)})
 		default:
 			entries = append(entries, Entry{Section: MapUsers, Identity: u.UserARN, Username: u.Username, Groups: nilIfEmpty(u.Groups)})
 		}
 	}
 	accounts, err := decodeAccounts(data)
 	if err != nil {
-		errs = append(errs, err)
+		rejected = append(rejected, Rejected{Section: MapAccounts, Index: -1, Reason: err.Error()})
 	}
 	for _, a := range accounts {
 		entries = append(entries, Entry{Section: MapAccounts, Identity: a})
 	}
 	slices.SortStableFunc(entries, compareEntries)
-	return entries, errs
+	return entries, rejected
+}
+
+// lastOfEach marks the indexes whose key no later index repeats; an empty
+// key is never last.
+func lastOfEach(keys []string) []bool {
+	last := make([]bool, len(keys))
+	seen := map[string]bool{}
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i] != "" && !seen[keys[i]] {
+			last[i], seen[keys[i]] = true, true
+		}
+	}
+	return last
 }
 
 func decodeSection(data map[string]string, section Section, into any) error {

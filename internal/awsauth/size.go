@@ -46,11 +46,11 @@ func Fit(res Resolution, applied []Entry) Resolution {
 	// serves the last, and so does this map.
 	live := make(map[string]Entry, len(applied))
 	for _, e := range applied {
-		live[e.key()] = e
+		live[e.Key()] = e
 	}
 	unchanged := func(name string) bool {
 		e := res.Outcomes[name].Entry
-		a, ok := live[e.key()]
+		a, ok := live[e.Key()]
 		return ok && a.Equal(e)
 	}
 	order := slices.Concat(

@@ -17,8 +17,10 @@ import (
 type Observed struct {
 	// Object is nil when there is no aws-auth.
 	Object *corev1.ConfigMap
-	// Entries are what the authenticator serves from it.
-	Entries []awsauth.Entry
+	// Entries are what the authenticator serves from it; Rejected, what
+	// Parse could not read as entries.
+	Entries  []awsauth.Entry
+	Rejected []awsauth.Rejected
 	// Hash is awsauth.Hash of its data.
 	Hash string
 }
@@ -28,8 +30,8 @@ func Observe(cm *corev1.ConfigMap) Observed {
 	if cm == nil {
 		return Observed{}
 	}
-	entries, _ := awsauth.Parse(cm.Data)
-	return Observed{Object: cm, Entries: entries, Hash: awsauth.Hash(cm.Data)}
+	entries, rejected := awsauth.Parse(cm.Data)
+	return Observed{Object: cm, Entries: entries, Rejected: rejected, Hash: awsauth.Hash(cm.Data)}
 }
 
 // Terminating says whether the observed aws-auth is being deleted: held by

@@ -113,7 +113,7 @@ func TestPlanWrite(t *testing.T) {
 			}(),
 			want: want{action: managed.ActionUpdate, data: next, drift: managed.DriftData, applies: true}},
 		{name: "recreated by someone else without our marks", rendered: &next, mode: managed.Immutable,
-			live: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"}, Data: old.Data},
+			live:   &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "aws-auth"}, Data: old.Data},
 			guards: managed.Guards{Applied: old.Entries, MaxRemovedShare: share},
 			want:   want{action: managed.ActionUpdate, data: next, drift: managed.DriftUnmanaged, applies: true}},
 		{name: "an adopted aws-auth taken over as it is: no drift", rendered: &next, mode: managed.Immutable,
