@@ -94,6 +94,12 @@ type AWSAuthReconciler struct {
 	// holds it until the report step has.
 	rejectedBackup string
 	unreported     *backupRejection
+	// lastRender is the last render and what it was made of.
+	lastRender *renderMemo
+	// batch gathers a burst of mapping changes; observedSeen counts the
+	// events on aws-auth up to the last observe.
+	batch        batch
+	observedSeen uint64
 	// outcomes is what the status reconciler writes the mappings' status from.
 	outcomes outcomes
 	// systemMasters names the mappings granting it, as last logged.
@@ -157,7 +163,7 @@ func (r *AWSAuthReconciler) watchMappings() error {
 	}
 	mapping := client.Object(&iamv1alpha1.IAMIdentityMapping{})
 	err := errors.Join(
-		r.awsAuth.Watch(source.Kind(r.Cache, mapping, enqueueAWSAuth(r.BatchDelay), predicate.GenerationChangedPredicate{})),
+		r.awsAuth.Watch(source.Kind(r.Cache, mapping, r.batch.handler(r.BatchDelay), predicate.GenerationChangedPredicate{})),
 		r.status.Watch(source.Kind(r.Cache, mapping, &handler.EnqueueRequestForObject{}, predicate.GenerationChangedPredicate{})),
 	)
 	r.watchingMappings = err == nil
@@ -186,7 +192,8 @@ func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 }
 
 // Reconcile brings aws-auth to the render of every IAMIdentityMapping, in
-// five steps:
+// five steps, once a burst of mapping changes is over (see batch; a change
+// of aws-auth itself never waits):
 //
 //   - observe reads aws-auth from the API server, parsed once. A missing
 //     aws-auth is recreated at once from the record of what was last
@@ -207,7 +214,14 @@ func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
 // break without a sign (a connection that hangs rather than closes), and a
 // deleted aws-auth must not wait for it.
 func (r *AWSAuthReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	if seen, _ := r.events.last(); seen == r.observedSeen {
+		if wait := r.batch.wait(time.Now(), r.BatchDelay, maxBatchWait*r.BatchDelay); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
+	r.batch.reset()
 	observed, err := r.observe(ctx)
+	r.observedSeen = observed.seen
 	if err != nil {
 		r.report(ctx, observed, nil, nil)
 		return ctrl.Result{}, err

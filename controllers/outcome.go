@@ -62,14 +62,10 @@ func newOutcome(d *desired, plan managed.Plan, servedEntries []awsauth.Entry, se
 		served:     make(map[servedKey]awsauth.Entry, len(servedEntries)),
 		renderErr:  d.renderErr,
 		applied:    applied,
-		listed:     make(map[string]listedMapping, len(d.mappings)),
+		listed:     d.listed,
 	}
 	for _, e := range servedEntries {
 		o.served[servedKey{e.Section, e.Identity}] = e
-	}
-	for i := range d.mappings {
-		m := &d.mappings[i]
-		o.listed[m.Name] = listedMapping{uid: m.UID, generation: m.Generation, deleting: !m.DeletionTimestamp.IsZero()}
 	}
 	if plan.Refusal != nil {
 		refusal := *plan.Refusal

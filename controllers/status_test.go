@@ -144,7 +144,7 @@ func TestStatusOf(t *testing.T) {
 	deleting.Generation++ // as the API server does
 	outcomeOf := func(listed iamv1alpha1.IAMIdentityMapping, refusal *awsauth.Refusal) *outcome {
 		plan := managed.Plan{Refusal: refusal, Applies: refusal == nil}
-		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{listed},
+		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{listed}, listed: listedOf([]iamv1alpha1.IAMIdentityMapping{listed}),
 			resolution: awsauth.Resolution{Outcomes: map[string]awsauth.Outcome{"admins": {Entry: entry}}}}
 		return newOutcome(d, plan, []awsauth.Entry{entry}, "", refusal == nil)
 	}
@@ -225,7 +225,7 @@ func TestMappingStatusReconciler(t *testing.T) {
 	}
 
 	publish := func(listed *iamv1alpha1.IAMIdentityMapping, applied bool) {
-		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{*listed},
+		d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{*listed}, listed: listedOf([]iamv1alpha1.IAMIdentityMapping{*listed}),
 			resolution: awsauth.Resolution{Outcomes: map[string]awsauth.Outcome{"admins": {Entry: entry}}}}
 		var served []awsauth.Entry
 		if listed.DeletionTimestamp.IsZero() {

@@ -341,14 +341,14 @@ func TestPublishOnlyOnChange(t *testing.T) {
 	t.Parallel()
 	rendered := testRender(t, "alice")
 	m := iamv1alpha1.IAMIdentityMapping{ObjectMeta: metav1.ObjectMeta{Name: "alice", UID: "u1", Generation: 1}}
-	d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{m}, rendered: &rendered}
+	d := &desired{mappings: []iamv1alpha1.IAMIdentityMapping{m}, listed: listedOf([]iamv1alpha1.IAMIdentityMapping{m}), rendered: &rendered}
 	plan := managed.Plan{Action: managed.ActionNone, Data: rendered, Applies: true}
 	first := newOutcome(d, plan, rendered.Entries, rendered.Hash, true)
 	if !first.sameAs(newOutcome(d, plan, rendered.Entries, rendered.Hash, true)) {
 		t.Error("the same reconcile twice is a change")
 	}
 	m.Generation = 2
-	changed := newOutcome(&desired{mappings: []iamv1alpha1.IAMIdentityMapping{m}, rendered: &rendered}, plan, rendered.Entries, rendered.Hash, true)
+	changed := newOutcome(&desired{mappings: []iamv1alpha1.IAMIdentityMapping{m}, listed: listedOf([]iamv1alpha1.IAMIdentityMapping{m}), rendered: &rendered}, plan, rendered.Entries, rendered.Hash, true)
 	if first.sameAs(changed) {
 		t.Error("a new generation of a mapping is no change")
 	}
