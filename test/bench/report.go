@@ -246,8 +246,17 @@ func (r *report) write(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	// What people wrote below the marker (comparisons of runs) stays.
+	if old, err := os.ReadFile(path); err == nil {
+		if i := strings.Index(string(old), keptMarker); i >= 0 {
+			b.WriteString("\n" + string(old[i:]))
+		}
+	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// keptMarker starts the part of the report that a run leaves as it is.
+const keptMarker = "<!-- Below: written by people, kept by make bench. -->"
 
 // machine is nproc, the CPU model and the memory.
 func machine() string {
