@@ -142,7 +142,7 @@ func (r *AWSAuthReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		// One worker: see AWSAuthReconciler.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		WatchesRawSource(r.awsAuthSource(watcher)).
-		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0)).
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, enqueueAWSAuth(0, nil)).
 		Build(r)
 	if err != nil {
 		return err
@@ -163,16 +163,20 @@ func (r *AWSAuthReconciler) watchMappings() error {
 	}
 	mapping := client.Object(&iamv1alpha1.IAMIdentityMapping{})
 	err := errors.Join(
-		r.awsAuth.Watch(source.Kind(r.Cache, mapping, r.batch.handler(r.BatchDelay), predicate.GenerationChangedPredicate{})),
+		r.awsAuth.Watch(source.Kind(r.Cache, mapping, enqueueAWSAuth(r.BatchDelay, r.batch.add), predicate.GenerationChangedPredicate{})),
 		r.status.Watch(source.Kind(r.Cache, mapping, &handler.EnqueueRequestForObject{}, predicate.GenerationChangedPredicate{})),
 	)
 	r.watchingMappings = err == nil
 	return err
 }
 
-// enqueueAWSAuth maps every event to the one key, after delay.
-func enqueueAWSAuth(delay time.Duration) handler.EventHandler {
+// enqueueAWSAuth maps every event to the one key, after delay, calling
+// noted first when it is set.
+func enqueueAWSAuth(delay time.Duration, noted func(time.Time)) handler.EventHandler {
 	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if noted != nil {
+			noted(time.Now())
+		}
 		q.AddAfter(reconcile.Request{NamespacedName: managed.AWSAuthKey}, delay)
 	}
 	return handler.Funcs{

@@ -1,14 +1,8 @@
 package controllers
 
 import (
-	"context"
 	"sync"
 	"time"
-
-	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // maxBatchWait bounds, in BatchDelays, how long a steady stream of mapping
@@ -23,29 +17,6 @@ const maxBatchWait = 10
 type batch struct {
 	mu          sync.Mutex
 	first, last time.Time
-}
-
-// handler notes each mapping change and queues aws-auth's key after delay.
-func (b *batch) handler(delay time.Duration) handler.EventHandler {
-	enqueue := enqueueAWSAuth(delay)
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			b.add(time.Now())
-			enqueue.Create(ctx, e, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			b.add(time.Now())
-			enqueue.Update(ctx, e, q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			b.add(time.Now())
-			enqueue.Delete(ctx, e, q)
-		},
-		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			b.add(time.Now())
-			enqueue.Generic(ctx, e, q)
-		},
-	}
 }
 
 func (b *batch) add(now time.Time) {
@@ -66,8 +37,8 @@ func (b *batch) wait(now time.Time, quiet, most time.Duration) time.Duration {
 		return 0
 	}
 	due := b.last.Add(quiet)
-	if cap := b.first.Add(most); cap.Before(due) {
-		due = cap
+	if latest := b.first.Add(most); latest.Before(due) {
+		due = latest
 	}
 	return max(due.Sub(now), 0)
 }

@@ -93,6 +93,15 @@ func newRecorder(t *testing.T, objs ...client.Object) *recorder {
 	return r
 }
 
+// recorderWith is a recorder holding live, if it is not nil.
+func recorderWith(t *testing.T, live *corev1.ConfigMap) *recorder {
+	t.Helper()
+	if live == nil {
+		return newRecorder(t)
+	}
+	return newRecorder(t, live)
+}
+
 func (r *recorder) took() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -174,11 +183,7 @@ func TestWriteDoesWhatThePlanSays(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var objs []client.Object
-			if tc.live != nil {
-				objs = append(objs, tc.live)
-			}
-			c := newRecorder(t, objs...)
+			c := recorderWith(t, tc.live)
 			r, _ := testReconciler(c)
 			observed := managed.Observed{}
 			if tc.live != nil {
@@ -249,11 +254,7 @@ func TestObserveRestoresFromTheRecord(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var objs []client.Object
-			if tc.live != nil {
-				objs = append(objs, tc.live)
-			}
-			c := newRecorder(t, objs...)
+			c := recorderWith(t, tc.live)
 			r, rec := testReconciler(c)
 			r.lastApplied = &record
 			r.events.record(tc.deleted)

@@ -44,21 +44,21 @@ func (o Observed) Terminating() bool {
 type Action string
 
 const (
-	// ActionNone: aws-auth already is what it should be.
+	// ActionNone means aws-auth already is what it should be.
 	ActionNone Action = "None"
-	// ActionCreate: aws-auth is missing; create it.
+	// ActionCreate means aws-auth is missing; create it.
 	ActionCreate Action = "Create"
-	// ActionUpdate: update aws-auth in place; its data is mutable, or only
+	// ActionUpdate means update aws-auth in place; its data is mutable, or only
 	// its metadata differs.
 	ActionUpdate Action = "Update"
-	// ActionReplace: its immutable data must change: delete it (the
+	// ActionReplace means its immutable data must change: delete it (the
 	// finalizer holds it, still served), then as ActionFinishReplace.
 	ActionReplace Action = "Replace"
-	// ActionFinishReplace: aws-auth is terminating (someone deleted it, or
+	// ActionFinishReplace means aws-auth is terminating (someone deleted it, or
 	// a replace stopped halfway): release its finalizers and create the new
 	// one at once.
 	ActionFinishReplace Action = "FinishReplace"
-	// ActionKeep: nothing may be written over aws-auth (a refusal, no CRD,
+	// ActionKeep means nothing may be written over aws-auth (a refusal, no CRD,
 	// a render that failed); it is left as it is.
 	ActionKeep Action = "Keep"
 )
