@@ -47,7 +47,14 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, err
 		}
 	case deleting && o != nil && o.applied && o.current(m):
-		return ctrl.Result{}, r.patchFinalizers(ctx, m, controllerutil.RemoveFinalizer)
+		if err := r.patchFinalizers(ctx, m, controllerutil.RemoveFinalizer); err != nil {
+			return ctrl.Result{}, err
+		}
+		if meta.IsStatusConditionTrue(m.Status.Conditions, iamv1alpha1.ConditionReady) {
+			r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, "Removed", "Render",
+				"The entry of %s left %s", m.Status.Identity, managed.AWSAuthKey)
+		}
+		return ctrl.Result{}, nil
 	}
 	if o == nil {
 		// Nothing rendered yet; the first outcome queues every mapping.
@@ -63,11 +70,21 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Client.Status().Patch(ctx, m, patchBase); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady); ready.Status == metav1.ConditionFalse &&
-		(before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+	r.announce(m, before, meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady))
+	return ctrl.Result{}, nil
+}
+
+// announce emits the mapping's own events, sparse so that `kubectl
+// describe` tells its story: a Normal one when its entry lands in aws-auth
+// (at first, and after each change), a Warning one when it cannot be
+// rendered or applied, once per reason and message.
+func (r *MappingStatusReconciler) announce(m *iamv1alpha1.IAMIdentityMapping, before, ready *metav1.Condition) {
+	switch {
+	case ready.Status == metav1.ConditionTrue && (before == nil || before.Status != metav1.ConditionTrue || before.ObservedGeneration != ready.ObservedGeneration):
+		r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, ready.Reason, "Render", "%s as %s", ready.Message, m.Status.Identity)
+	case ready.Status == metav1.ConditionFalse && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message):
 		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", "%s", ready.Message)
 	}
-	return ctrl.Result{}, nil
 }
 
 func (r *MappingStatusReconciler) patchFinalizers(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping, change func(client.Object, string) bool) error {
@@ -153,6 +170,7 @@ func desiredStatus(m *iamv1alpha1.IAMIdentityMapping, out awsauth.Outcome, o *ou
 	}
 	if out.Err == nil {
 		status.Section = iamv1alpha1.Section(out.Entry.Section)
+		status.Identity = out.Entry.Identity
 		if out.Entry.Section != awsauth.MapAccounts {
 			status.CanonicalARN = out.Entry.Identity
 		}

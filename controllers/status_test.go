@@ -241,13 +241,20 @@ func TestMappingStatusReconciler(t *testing.T) {
 	if ready := readyConditionOf(get()); ready == nil || ready.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready = %+v, want True", ready)
 	}
-	// Nothing changed: nothing is written.
+	if got := get().Status.Identity; got != entry.Identity {
+		t.Errorf("status.identity = %q, want %q", got, entry.Identity)
+	}
+	expectOneEvent(t, rec, "Normal Applied ", entry.Identity)
+	// Nothing changed: nothing is written, nothing said again.
 	c.forget()
 	if _, err := r.Reconcile(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.took(); !slices.Equal(got, []string{"get admins"}) {
 		t.Errorf("calls = %q, want only the read", got)
+	}
+	if got := drain(rec); len(got) != 0 {
+		t.Errorf("events %q after a reconcile that changed nothing, want none", got)
 	}
 
 	// Deleted: held by the finalizer until an applied outcome without it.
@@ -274,8 +281,16 @@ func TestMappingStatusReconciler(t *testing.T) {
 	if err := c.Get(ctx, req.NamespacedName, &iamv1alpha1.IAMIdentityMapping{}); !apierrors.IsNotFound(err) {
 		t.Errorf("get after release: %v, want NotFound", err)
 	}
-	if got := drain(rec); len(got) != 0 {
-		t.Errorf("events %q: none expected for a mapping that was applied", got)
+	expectOneEvent(t, rec, "Normal Removed ", entry.Identity)
+}
+
+// expectOneEvent asserts that exactly one event was recorded, of the given
+// type and reason, naming identity.
+func expectOneEvent(t *testing.T, rec *events.FakeRecorder, typeAndReason, identity string) {
+	t.Helper()
+	got := drain(rec)
+	if len(got) != 1 || !strings.HasPrefix(got[0], typeAndReason) || !strings.Contains(got[0], identity) {
+		t.Errorf("events %q, want one %q naming %s", got, typeAndReason, identity)
 	}
 }
 

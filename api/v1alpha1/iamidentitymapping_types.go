@@ -80,6 +80,12 @@ type IAMIdentityMappingStatus struct {
 	// +kubebuilder:validation:MaxLength=2048
 	CanonicalARN string `json:"canonicalARN,omitempty"`
 
+	// identity is what aws-auth holds the mapping under: canonicalARN for a
+	// role or user, the account ID for an account (the IDENTITY column).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Identity string `json:"identity,omitempty"`
+
 	// section is the key of aws-auth the entry is rendered into.
 	// +optional
 	Section Section `json:"section,omitempty"`
@@ -133,13 +139,14 @@ const (
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=iim,categories=aws-auth
-// +kubebuilder:printcolumn:name="ARN",type=string,JSONPath=`.spec.arn`
-// +kubebuilder:printcolumn:name="Account",type=string,JSONPath=`.spec.accountID`
+// +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`,description="What aws-auth holds the mapping under: the role or user ARN as rendered (path stripped), or the account ID"
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
-// +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`,priority=1
+// +kubebuilder:printcolumn:name="ARN",type=string,JSONPath=`.spec.arn`,priority=1,description="The ARN as written in the spec"
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 type IAMIdentityMapping struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
