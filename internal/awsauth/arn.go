@@ -41,7 +41,7 @@ var (
 // are unique per account); a user ARN keeps its path.
 func CanonicalARN(arn string) (string, Section, error) {
 	if m := assumedRoleARN.FindStringSubmatch(arn); m != nil {
-		return "", "", fmt.Errorf("%q is an STS assumed-role session ARN, which never matches; map the role instead: arn:%s:iam::%s:role/%s", arn, m[1], m[2], m[3])
+		return "", "", fmt.Errorf("%s: arn:%s:iam::%s:role/%s (got %q)", RuleAssumedRole, m[1], m[2], m[3], arn)
 	}
 	m := iamARN.FindStringSubmatch(arn)
 	if m == nil {
@@ -60,24 +60,30 @@ func describeBadARN(arn string) error {
 	parts := strings.SplitN(arn, ":", 6)
 	switch {
 	case len(parts) < 6 || parts[0] != "arn":
-		return fmt.Errorf("%q is not an ARN: expected arn:<partition>:iam::<12-digit account>:role/<name> or ...:user/<name>", arn)
+		return broken("", RuleARNStart, arn)
 	case !slices.Contains(Partitions, parts[1]):
-		return fmt.Errorf("%q has partition %q; the partition must be one of %s", arn, parts[1], strings.Join(Partitions, ", "))
+		return brokenPart(RuleARNPartition, parts[1], arn)
 	case parts[2] != "iam" || parts[3] != "":
-		return fmt.Errorf("%q is not an IAM ARN: expected arn:%s:iam::<12-digit account>:role/<name> or ...:user/<name>", arn, parts[1])
+		return broken("", RuleARNIAM, arn)
 	case !accountID.MatchString(parts[4]):
-		return fmt.Errorf("%q has account ID %q; an account ID is exactly 12 digits", arn, parts[4])
+		return brokenPart(RuleARNAccount, parts[4], arn)
 	case !strings.HasPrefix(parts[5], "role/") && !strings.HasPrefix(parts[5], "user/"):
-		return fmt.Errorf("%q names %q; aws-auth maps only IAM roles (role/<name>) and users (user/<name>)", arn, parts[5])
+		return brokenPart(RuleARNKind, parts[5], arn)
 	default:
-		return fmt.Errorf("%q has an invalid name or path: names are 1-64 characters of letters, digits and +=,.@_-", arn)
+		return broken("", RuleARNName, arn)
 	}
+}
+
+// brokenPart is broken for one part of an ARN: the part, and the ARN it
+// is in.
+func brokenPart(rule, part, arn string) error {
+	return fmt.Errorf("%s (got %q in %q)", rule, part, arn)
 }
 
 // ValidAccountID reports an error unless id is a 12-digit AWS account ID.
 func ValidAccountID(id string) error {
 	if !accountID.MatchString(id) {
-		return fmt.Errorf("account ID %q must be exactly 12 digits", id)
+		return broken("", RuleAccountID, id)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package awsauth
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -77,21 +78,24 @@ func sectionOrder(s Section) int {
 func (m Mapping) Entry() (Entry, error) {
 	switch {
 	case m.ARN != "" && m.AccountID != "":
-		return Entry{}, fmt.Errorf("set either arn or accountID, not both")
+		return Entry{}, errors.New(RuleOneIdentity)
 	case m.AccountID != "":
 		if m.Username != "" || len(m.Groups) > 0 {
-			return Entry{}, fmt.Errorf("username and groups cannot be set with accountID: an account entry maps every identity of the account under its default username")
+			return Entry{}, errors.New(RuleAccountAlone)
 		}
 		if err := ValidAccountID(m.AccountID); err != nil {
 			return Entry{}, err
 		}
 		return Entry{Section: MapAccounts, Identity: m.AccountID}, nil
 	case m.ARN == "":
-		return Entry{}, fmt.Errorf("set either arn or accountID")
+		return Entry{}, errors.New(RuleOneIdentity)
 	}
 	arn, section, err := CanonicalARN(m.ARN)
 	if err != nil {
 		return Entry{}, err
+	}
+	if m.Username == "" {
+		return Entry{}, errors.New(RuleUsernameIsSet)
 	}
 	if err := validName("username", m.Username, MaxUsernameLength, section); err != nil {
 		return Entry{}, err
@@ -133,17 +137,17 @@ func validName(field, value string, maxLength int, section Section) error {
 	// C1 controls count too: the YAML encoder folds U+0085 (NEL) into a
 	// space, so such a value would not survive the render.
 	case strings.ContainsFunc(value, unicode.IsControl):
-		return fmt.Errorf("%s %q contains a control character", field, value)
+		return broken(field, RuleNoControl, value)
 	}
 	rest := value
 	for _, t := range slices.Concat(Templates, RoleTemplates) {
 		rest = strings.ReplaceAll(rest, t, "_")
 	}
 	if bad := unknownBraces.FindString(rest); bad != "" {
-		return fmt.Errorf("%s uses %q; the only templates are %s, and %s for roles", field, bad, strings.Join(Templates, ", "), strings.Join(RoleTemplates, ", "))
+		return broken(field, RuleTemplates, bad)
 	}
 	if section != MapRoles && slices.ContainsFunc(RoleTemplates, func(t string) bool { return strings.Contains(value, t) }) {
-		return fmt.Errorf("%s uses %s, which the authenticator expands only for roles", field, strings.Join(RoleTemplates, ""))
+		return broken(field, RuleRoleTemplate, value)
 	}
 	return nil
 }
@@ -157,7 +161,7 @@ func assumerChoosesPrefix(username string) error {
 	rest := strings.ReplaceAll(username, "{{AccountID}}", "")
 	template := strings.Index(rest, "{{")
 	if colon := strings.Index(rest, ":"); template >= 0 && (colon < 0 || colon > template) {
-		return fmt.Errorf("username must start with a fixed prefix that ends in ':' before its first template, such as team:{{SessionName}} ({{AccountID}} may come first): whoever assumes the role chooses the session name, and with it the rest of the username")
+		return broken("", RuleFixedPrefix, username)
 	}
 	return nil
 }

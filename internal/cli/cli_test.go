@@ -205,6 +205,13 @@ func TestImportFromFile(t *testing.T) {
 			want:  check{code: 1, stderr: []string{"sso", roleARN("x"), "userid", "decide on each"}},
 		},
 		{
+			// The same words as kubectl apply and the mapping's status.
+			name:  "an account ID of 11 digits",
+			files: map[string]string{"aws-auth.yaml": configMapYAML(t, map[string]string{"mapAccounts": "- \"11112222333\"\n"})},
+			args:  []string{"import", "--file", "aws-auth.yaml"},
+			want:  check{code: 1, stderr: []string{awsauth.RuleAccountID, `"11112222333"`}},
+		},
+		{
 			name: "missing file",
 			args: []string{"import", "--file", "nope.yaml"},
 			want: check{code: 2, stderr: []string{"nope.yaml", "no such file"}},
@@ -392,9 +399,9 @@ func TestRender(t *testing.T) {
 			args: []string{"render", "--file", "a.yaml"},
 			want: check{code: 1, stderr: []string{
 				"admins-again: maps " + roleARN("Admins") + ", as admins does",
-				"both: set either arn or accountID",
+				"both: set exactly one of arn",
 				"session: ", "assumed-role", roleARN("admins"),
-				"template: username uses \"{{Foo}}\"",
+				"template: username: the only templates are", `(got "{{Foo}}")`,
 			}, notStdout: []string{"aws-auth"}},
 		},
 		{
