@@ -7,19 +7,32 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
 	. "github.com/onsi/gomega"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
-// kubectl runs the real kubectl, as the test's admin, and returns what it
-// printed; a failure is returned with what it said.
-func kubectl(args ...string) (stdout, stderr string, err error) {
-	outR, errR, err := testEnv.ControlPlane.KubeCtl().Run(args...)
-	out, _ := io.ReadAll(outR)
-	errOut, _ := io.ReadAll(errR)
-	return string(out), string(errOut), err
+// kubectlAs returns a function that runs the real kubectl as a cluster
+// admin, returning what it printed.
+func kubectlAs(t *testing.T) func(args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	admin, err := testEnv.AddUser(envtest.User{Name: "kubectl-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := admin.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) (string, string, error) {
+		outR, errR, err := k.Run(args...)
+		out, _ := io.ReadAll(outR)
+		errOut, _ := io.ReadAll(errR)
+		return string(out), string(errOut), err
+	}
 }
 
 // row is the line of `kubectl get` output for one mapping, split into
@@ -41,6 +54,7 @@ func TestKubectlOutputAPersonReads(t *testing.T) {
 	began := time.Now()
 	startOperator(t, managed.Immutable)
 	g := NewWithT(t)
+	kubectl := kubectlAs(t)
 
 	if out, stderr, err := kubectl("apply", "-k", "../../config/samples"); err != nil {
 		t.Fatalf("kubectl apply -k config/samples: %v\n%s%s", err, out, stderr)
