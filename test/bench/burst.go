@@ -37,7 +37,7 @@ type burstResult struct {
 }
 
 func (b *bench) measureBurst(ctx context.Context, rep *report) error {
-	if _, err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
+	if err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
 		return err
 	}
 	if err := b.waitQuiet(ctx, 2*time.Second, 3*time.Minute); err != nil {

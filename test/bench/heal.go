@@ -16,7 +16,7 @@ import (
 // watcher's event for a new, complete aws-auth.
 func (b *bench) measureHeal(ctx context.Context, rep *report, reps int, at string) error {
 	hash := b.expectedHash()
-	if _, err := b.waitSettled(ctx, hash, time.Minute); err != nil {
+	if err := b.waitSettled(ctx, hash, time.Minute); err != nil {
 		return err
 	}
 	if err := b.waitQuiet(ctx, 2*time.Second, 3*time.Minute); err != nil {
@@ -32,7 +32,7 @@ func (b *bench) measureHeal(ctx context.Context, rep *report, reps int, at strin
 		}
 		heals, gaps, deletes = append(heals, s.heal), append(gaps, s.gap), append(deletes, s.deleteSeen)
 		races += s.races
-		if _, err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
+		if err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
 			return err
 		}
 		// Let the operator finish what follows a heal (backup, status,
@@ -147,7 +147,7 @@ func (b *bench) deleteBypassingFinalizer(ctx context.Context, hash string) (time
 			return time.Time{}, "", races, err
 		}
 		races++
-		if _, err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
+		if err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
 			return time.Time{}, "", races, err
 		}
 	}

@@ -21,7 +21,7 @@ const (
 
 func (b *bench) measureMemory(ctx context.Context, rep *report) error {
 	hash := b.expectedHash()
-	if _, err := b.waitSettled(ctx, hash, time.Minute); err != nil {
+	if err := b.waitSettled(ctx, hash, time.Minute); err != nil {
 		return err
 	}
 	before, err := b.restingRSS(ctx, hash)
@@ -86,7 +86,7 @@ func (b *bench) restingRSS(ctx context.Context, hash string) (int64, error) {
 	if _, err := b.healOnce(ctx, hash, 10*time.Second); err != nil {
 		return 0, err
 	}
-	if _, err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
+	if err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
 		return 0, err
 	}
 	select {

@@ -101,7 +101,7 @@ func (b *bench) startOperator(ctx context.Context, mode string) error {
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
 		case <-op.exited:
-			return fmt.Errorf("bin/manager exited at start (%v); see %s", op.exitErr, op.logPath)
+			return fmt.Errorf("bin/manager exited at start (%w); see %s", op.exitErr, op.logPath)
 		default:
 		}
 		if httpOK(op.readyURL) && httpOK(op.metricsURL) {

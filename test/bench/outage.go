@@ -58,7 +58,7 @@ func (b *bench) measureMutable(ctx context.Context, rep *report, reps int) error
 		return err
 	}
 	hash := b.expectedHash()
-	if _, err := b.waitSettled(ctx, hash, time.Minute); err != nil {
+	if err := b.waitSettled(ctx, hash, time.Minute); err != nil {
 		return fmt.Errorf("converting aws-auth to mutable: %w", err)
 	}
 	if err := b.measureOutage(ctx, rep, "change", reps); err != nil {
@@ -67,13 +67,13 @@ func (b *bench) measureMutable(ctx context.Context, rep *report, reps int) error
 	if err := b.startOperator(ctx, "immutable"); err != nil {
 		return err
 	}
-	_, err := b.waitSettled(ctx, b.expectedHash(), time.Minute)
+	err := b.waitSettled(ctx, b.expectedHash(), time.Minute)
 	return err
 }
 
 func (b *bench) outageOnce(ctx context.Context, kind string, i int) (outageSample, error) {
 	hash := b.expectedHash()
-	if _, err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
+	if err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
 		return outageSample{}, err
 	}
 	if err := b.waitIdle(ctx, time.Minute); err != nil {

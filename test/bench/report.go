@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,18 +18,16 @@ import (
 
 // report gathers the figures as the steps produce them.
 type report struct {
-	opts                             options
-	finished                         time.Time
-	loadBefore, loadAfter            string
-	kubernetes                       string
-	latencies                        []latencyRow
-	figures                          []figureRow
-	targets                          []targetRow
-	notes                            map[string][]string
-	skipped                          []string
-	stepTimes                        [][2]string
-	renderRows                       []string // in-process render table, markdown
-	limitEntries, limitBytesPerEntry int
+	opts                  options
+	finished              time.Time
+	loadBefore, loadAfter string
+	kubernetes            string
+	latencies             []latencyRow
+	figures               []figureRow
+	targets               []targetRow
+	notes                 map[string][]string
+	skipped               []string
+	stepTimes             [][2]string
 }
 
 type latencyRow struct {
@@ -278,9 +277,9 @@ func machine() string {
 	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, line := range strings.Split(string(raw), "\n") {
 			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				var kb int64
-				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-				mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				if kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err == nil {
+					mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
 			}
 		}
 	}

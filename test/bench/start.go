@@ -35,7 +35,7 @@ type startSample struct {
 func (b *bench) measureStart(ctx context.Context, rep *report, reps int) error {
 	hash := b.expectedHash()
 	mode := b.op.mode
-	if _, err := b.waitSettled(ctx, hash, time.Minute); err != nil {
+	if err := b.waitSettled(ctx, hash, time.Minute); err != nil {
 		return err
 	}
 	var complete, first, ready []time.Duration
@@ -49,7 +49,7 @@ func (b *bench) measureStart(ctx context.Context, rep *report, reps int) error {
 		before += s.before
 		// The next repetition stops this operator: let it finish what
 		// follows the create (backup, status) first, as it would at rest.
-		if _, err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
+		if err := b.waitSettled(ctx, hash, 30*time.Second); err != nil {
 			return err
 		}
 		if err := b.waitIdle(ctx, time.Minute); err != nil {

@@ -21,7 +21,7 @@ import (
 const requestsMetric = "rest_client_requests_total"
 
 func (b *bench) measureSteady(ctx context.Context, rep *report, window time.Duration) error {
-	if _, err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
+	if err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
 		return err
 	}
 	// Converged: the operator's request counters have not moved for 5 s.

@@ -188,17 +188,17 @@ func (w *watcher) waitFor(ctx context.Context, from int, timeout time.Duration, 
 // waitSettled waits until the latest event shows a serving aws-auth with
 // hash, carrying the finalizer, in the operator's mode: the state every
 // measurement starts from.
-func (b *bench) waitSettled(ctx context.Context, hash string, timeout time.Duration) (awsAuthState, error) {
+func (b *bench) waitSettled(ctx context.Context, hash string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		from := b.w.mark()
 		if last, ok := b.w.last(); ok && last.complete(hash) && last.Finalized && last.Immutable == (b.op.mode == "immutable") {
-			return last, nil
+			return nil
 		}
 		_, _ = b.w.waitFor(ctx, from, time.Until(deadline), func(*awsAuthState) bool { return true })
 	}
 	last, _ := b.w.last()
-	return last, fmt.Errorf("aws-auth did not settle on the expected render within %s (last event %s, terminating %v, immutable %v, hash %.12s, want %.12s)",
+	return fmt.Errorf("aws-auth did not settle on the expected render within %s (last event %s, terminating %v, immutable %v, hash %.12s, want %.12s)",
 		timeout, last.Type, last.Terminating, last.Immutable, last.Hash, hash)
 }
 

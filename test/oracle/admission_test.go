@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -292,7 +293,7 @@ func applyConfig(t *testing.T, c client.Client, dir string) {
 		decoder := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
 		for {
 			u := &unstructured.Unstructured{}
-			if err := decoder.Decode(&u.Object); err == io.EOF {
+			if err := decoder.Decode(&u.Object); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("%s: %v", file, err)

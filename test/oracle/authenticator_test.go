@@ -332,13 +332,6 @@ func (a *authenticator) identity(t *testing.T, roleARN, session string) (string,
 	return got.Status.User.Username, got.Status.User.Groups, nil
 }
 
-// identity is newAuthenticator and one identity call: what the API server
-// would get for roleARN and session with data as aws-auth.
-func identity(t *testing.T, data map[string]string, roleARN, session string) (string, []string, error) {
-	t.Helper()
-	return newAuthenticator(t, data).identity(t, roleARN, session)
-}
-
 // assumeRole hands out fresh credentials for roleARN and session, teaches
 // the fake STS who they belong to, and makes a token with the
 // authenticator's own generator (a presigned GetCallerIdentity URL).
