@@ -8,8 +8,17 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 # Everything the build needs: copying folders by name breaks the day a
 # folder is added; .dockerignore keeps the rest out.
 COPY . .
+# What `manager version` and the start-up log say: .git is not in the build
+# context, so the build passes them, e.g.
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) --build-arg COMMIT=$(git rev-parse HEAD) .
+# Declared here, after the module download, so that a new version does not
+# download the modules again.
+ARG VERSION=dev
+ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags="-s -w" -o manager .
+    CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath \
+    -ldflags="-s -w -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.version=${VERSION} -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.commit=${COMMIT}" \
+    -o manager .
 
 # A static binary on distroless, as a non-root user.
 FROM gcr.io/distroless/static:nonroot

@@ -81,7 +81,9 @@ fuzz: ## Fuzz render and parse for a while each.
 
 .PHONY: build
 build: manifests generate ## Build bin/manager.
-	go build -o $(BIN)/manager .
+	go build -ldflags "-X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.version=$$(git describe --tags --always --dirty 2>/dev/null) \
+	  -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.commit=$$(git rev-parse HEAD 2>/dev/null) \
+	  -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.date=$$(date -u +%Y-%m-%dT%H:%M:%SZ)" -o $(BIN)/manager .
 
 .PHONY: run
 run: manifests generate controlplane ## Run the operator against a local control plane, with config/samples applied.

@@ -1,78 +1,228 @@
-// Package cli holds the subcommands of the operator binary that work
-// without the manager, for GitOps and CI: import turns an existing aws-auth
-// into IAMIdentityMapping manifests, render shows the aws-auth the operator
-// would write for a set of manifests.
+// Package cli is the command line of the manager binary, built on cobra:
+// `manager` and `manager run` run the operator; import turns an existing
+// aws-auth into IAMIdentityMapping manifests and render shows the aws-auth
+// the operator would write for a set of manifests, both offline for GitOps
+// and CI; version says which build this is.
+//
+// Every command refuses positional arguments, so that a misspelt command
+// (`manager rnu`, `manager help-me`) is an error with a suggestion instead
+// of starting a second operator against whatever cluster the kubeconfig
+// points at.
 package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// Exit codes, the same for every subcommand.
+// Exit codes, the same for every command.
 const (
 	exitOK = 0
 	// exitFindings: the input was read, and something in it needs a
 	// person (an entry import cannot represent, a mapping render refuses).
 	exitFindings = 1
-	// exitBadInput: the command could not do its job (bad flags, a file
-	// that is missing or holds something else, no cluster).
+	// exitOperatorFailed: the operator could not start, or stopped on an
+	// error; it says why in its log.
+	exitOperatorFailed = 1
+	// exitBadInput: the command could not do its job (an unknown command,
+	// an argument, bad flags, a file that is missing or holds something
+	// else, no cluster).
 	exitBadInput = 2
 )
 
-// Run runs a subcommand named by args[0] ("import" or "render"). handled is
-// false when args[0] is not one of them (then the binary runs the manager).
+// Operator is the operator that `manager` and `manager run` start. Package
+// main implements it, because the operator embeds the admission policies
+// of config/policy and go:embed cannot reach them from here; this package
+// only parses its flags and calls it.
+type Operator interface {
+	// BindFlags registers the operator's flags on fs. It is called twice,
+	// for the root command and for run, with the same destinations: only
+	// the command that runs parses its flags.
+	BindFlags(fs *pflag.FlagSet)
+	// Validate checks the parsed flags; an error is bad usage.
+	Validate() error
+	// Run runs the operator until it is stopped. It reports its own
+	// errors, in its structured log, so an error here only sets the exit
+	// code.
+	Run() error
+}
+
+// Execute runs the command line args (without the program name) and
+// returns the process's exit code. Help goes to stdout, errors to stderr.
+// op may be nil for a command line of the offline commands only (Run).
+func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer, op Operator) int {
+	root := newRootCommand(stdin, stdout, stderr, op)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
+	}
+	if code, ok := errors.AsType[exitError](err); ok {
+		return int(code)
+	}
+	// Anything else comes from cobra or a check of the flags: the command
+	// was not given as it must be, and its help says how.
+	if cmd == nil {
+		cmd = root
+	}
+	say(stderr, "Error: %v", err)
+	say(stderr, "Run '%s --help' for usage.", cmd.CommandPath())
+	return exitBadInput
+}
+
+// Run runs the offline command named by args[0] ("import" or "render")
+// in process. handled is false when args[0] is not one of them. It is for
+// tests that drive those commands without building the binary; the binary
+// itself goes through Execute.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (handled bool, exitCode int) {
-	if len(args) == 0 {
+	if len(args) == 0 || (args[0] != "import" && args[0] != "render") {
 		return false, exitOK
 	}
-	switch args[0] {
-	case "import":
-		return true, runImport(args[1:], stdin, stdout, stderr)
-	case "render":
-		return true, runRender(args[1:], stdin, stdout, stderr)
-	}
-	return false, exitOK
+	return true, Execute(args, stdin, stdout, stderr, nil)
 }
 
-// newFlagSet returns a flag set whose -h prints usage (the synopsis, a
-// description and the flags) to stderr.
-func newFlagSet(name, synopsis, description string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		say(stderr, "Usage: manager %s %s\n\n%s\n\nFlags:", name, synopsis, strings.TrimSpace(description))
-		fs.PrintDefaults()
+// Command groups, in the order `manager --help` lists them.
+const (
+	groupOperator = "operator"
+	groupOffline  = "offline"
+)
+
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer, op Operator) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "manager",
+		Short: "aws-auth-guardian keeps kube-system/aws-auth equal to the render of all IAMIdentityMappings",
+		Long: strings.TrimSpace(`
+aws-auth-guardian keeps kube-system/aws-auth equal to the render of all
+IAMIdentityMappings.
+
+Without a command, manager runs the operator, as "manager run" does, with the
+same flags. The offline commands work without the operator, for GitOps and
+CI: import turns an existing aws-auth into mappings, render shows the
+aws-auth that mappings make.`),
+		Args: noArgs,
+		// Errors are printed once, by Execute, which knows the exit code;
+		// a failure at run time is not helped by the usage.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// cobra's default, which SuggestionsFor leaves at 0 (no
+		// suggestion but for a prefix) unless set: "rnu" gets "run".
+		SuggestionsMinimumDistance: 2,
+		// An operator image has no shell to complete in.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-	return fs
+	root.SetHelpCommand(newHelpCommand())
+	root.AddGroup(
+		&cobra.Group{ID: groupOperator, Title: "Operator:"},
+		&cobra.Group{ID: groupOffline, Title: "Offline, for GitOps and CI:"},
+	)
+	if op != nil {
+		// The root command is `manager run` under another name: the
+		// Deployment runs the bare binary with the operator's flags.
+		op.BindFlags(root.Flags())
+		root.RunE = runOperator(op)
+		root.AddCommand(newRunCommand(op))
+	}
+	root.AddCommand(
+		newImportCommand(stdin, stdout, stderr),
+		newRenderCommand(stdin, stdout, stderr),
+		// A migrate command (aws-auth to EKS access entries) joins here,
+		// in groupOffline or a group of its own.
+		newVersionCommand(stdout, stderr),
+	)
+	return root
 }
 
-// parseFlags parses args; done is true when the command must stop with
-// code (help asked for, or bad flags, which the flag package has already
-// reported).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, true
+func newRunCommand(op Operator) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the operator (the default when no command is given)",
+		Long: strings.TrimSpace(`
+Runs the operator until SIGTERM or SIGINT: it watches the IAMIdentityMappings
+and kube-system/aws-auth, and writes aws-auth whenever it differs from their
+render. It finds the cluster through --kubeconfig, else KUBECONFIG, else
+in-cluster, else ~/.kube/config.
+
+Exit code 1 when the operator fails (it logs why), 2 on bad flags.`),
+		Args:    noArgs,
+		GroupID: groupOperator,
+		RunE:    runOperator(op),
+	}
+	op.BindFlags(cmd.Flags())
+	return cmd
+}
+
+func runOperator(op Operator) func(*cobra.Command, []string) error {
+	return func(*cobra.Command, []string) error {
+		if err := op.Validate(); err != nil {
+			return err
 		}
-		return exitBadInput, true
+		if err := op.Run(); err != nil {
+			return exitError(exitOperatorFailed) // logged by the operator
+		}
+		return nil
 	}
-	if fs.NArg() > 0 {
-		say(fs.Output(), "%s: unexpected argument %q (every input is given with a flag)", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return exitBadInput, true
-	}
-	return exitOK, false
 }
 
-// fileList is a flag that may be given several times.
-type fileList []string
+// newHelpCommand replaces cobra's, which answers a topic it does not know
+// (`manager help rnu`) with the root's help and exit code 0.
+func newHelpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topic, rest, err := cmd.Root().Find(args)
+			if err != nil {
+				return err
+			}
+			if err := noArgs(topic, rest); err != nil {
+				return err
+			}
+			return topic.Help()
+		},
+	}
+}
 
-func (f *fileList) String() string     { return strings.Join(*f, ",") }
-func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
+// noArgs refuses positional arguments: every input is a flag. On a
+// command with subcommands, a word is taken for a misspelt command and
+// gets cobra's suggestions ("Did you mean this?"), which cobra.NoArgs
+// leaves out (cobra only suggests for a root command without Args).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if !cmd.HasAvailableSubCommands() {
+		return fmt.Errorf("%q takes no arguments, only flags; got %q", cmd.CommandPath(), args[0])
+	}
+	var hint strings.Builder
+	if suggestions := cmd.SuggestionsFor(args[0]); len(suggestions) > 0 {
+		hint.WriteString("\n\nDid you mean this?\n")
+		for _, s := range suggestions {
+			hint.WriteString("\t" + s + "\n")
+		}
+	}
+	return fmt.Errorf("unknown command %q for %q%s", args[0], cmd.CommandPath(), hint.String())
+}
+
+// exitError ends a command that has already said what went wrong, with
+// its exit code.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit code %d", int(e)) }
+
+// exitWith turns a command's exit code into what its RunE returns.
+func exitWith(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitError(code)
+}
 
 // say prints a line for the person running the command. A line that
 // cannot be written to stderr has nowhere else to go, so its error is

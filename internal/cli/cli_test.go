@@ -248,12 +248,18 @@ func TestImportFromFile(t *testing.T) {
 		{
 			name: "unknown flag",
 			args: []string{"import", "--fiel", "x"},
-			want: check{code: 2, stderr: []string{"-fiel", "Usage: manager import"}},
+			want: check{code: 2, stderr: []string{"unknown flag: --fiel", "Run 'manager import --help' for usage."}},
+		},
+		{
+			name:  "the file as an argument",
+			files: map[string]string{"aws-auth.yaml": configMapYAML(t, nil)},
+			args:  []string{"import", "aws-auth.yaml"},
+			want:  check{code: 2, stderr: []string{`"manager import" takes no arguments`, "--help"}},
 		},
 		{
 			name: "help",
 			args: []string{"import", "-h"},
-			want: check{code: 0, stderr: []string{"Usage: manager import", "-kubeconfig", "-file"}},
+			want: check{code: 0, stdout: []string{"manager import [--kubeconfig PATH | --file PATH|-]", "--kubeconfig path", "--file path", "Exit code 2"}},
 		},
 	}
 	for _, tt := range tests {
@@ -462,9 +468,15 @@ func TestRender(t *testing.T) {
 			want:  check{code: 2, stderr: []string{`"readonly"`, "immutable", "mutable"}},
 		},
 		{
+			name:  "a file as an argument",
+			files: map[string]string{"a.yaml": admins},
+			args:  []string{"render", "--file", "a.yaml", "a.yaml"},
+			want:  check{code: 2, stderr: []string{`"manager render" takes no arguments`, "--help"}},
+		},
+		{
 			name: "help",
 			args: []string{"render", "--help"},
-			want: check{code: 0, stderr: []string{"Usage: manager render", "-configmap-mode", "<name>: <reason>"}},
+			want: check{code: 0, stdout: []string{"manager render --file PATH|-", "--configmap-mode mode", "<name>: <reason>"}},
 		},
 	}
 	for _, tt := range tests {

@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,24 +38,34 @@ takes over aws-auth. Exit code 2 when aws-auth cannot be read.`
 // clusterTimeout bounds the one read from the cluster.
 const clusterTimeout = 30 * time.Second
 
-func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("import", "[--kubeconfig PATH | --file PATH|-]", importDescription, stderr)
-	kubeconfig := fs.String("kubeconfig", "", "Read aws-auth from the cluster of the kubeconfig at this `path` (default: KUBECONFIG, then ~/.kube/config, then in-cluster).")
-	file := fs.String("file", "", "Read the aws-auth ConfigMap from this YAML `path` instead of the cluster; - reads stdin.")
-	if code, done := parseFlags(fs, args); done {
-		return code
+func newImportCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var kubeconfig, file string
+	cmd := &cobra.Command{
+		Use:                   "import [--kubeconfig PATH | --file PATH|-]",
+		Short:                 "Print an existing aws-auth as IAMIdentityMapping manifests",
+		Long:                  strings.TrimSpace(importDescription),
+		Args:                  noArgs,
+		GroupID:               groupOffline,
+		DisableFlagsInUseLine: true, // the synopsis names them
+		RunE: func(*cobra.Command, []string) error {
+			if file != "" && kubeconfig != "" {
+				return errors.New("give --file or --kubeconfig, not both")
+			}
+			return exitWith(runImport(kubeconfig, file, stdin, stdout, stderr))
+		},
 	}
-	if *file != "" && *kubeconfig != "" {
-		say(stderr, "import: give --file or --kubeconfig, not both")
-		return exitBadInput
-	}
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "Read aws-auth from the cluster of the kubeconfig at this `path` (default: KUBECONFIG, then ~/.kube/config, then in-cluster).")
+	cmd.Flags().StringVar(&file, "file", "", "Read the aws-auth ConfigMap from this YAML `path` instead of the cluster; - reads stdin.")
+	return cmd
+}
 
+func runImport(kubeconfig, file string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cm *corev1.ConfigMap
 	var err error
-	if *file != "" {
-		cm, err = configMapFromFile(*file, stdin)
+	if file != "" {
+		cm, err = configMapFromFile(file, stdin)
 	} else {
-		cm, err = configMapFromCluster(*kubeconfig)
+		cm, err = configMapFromCluster(kubeconfig)
 	}
 	if err != nil {
 		say(stderr, "import: %v", err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
@@ -29,27 +30,36 @@ Any invalid mapping or conflict is printed to stderr as "<name>: <reason>"
 and nothing is printed to stdout: exit code 1. Exit code 2 when the input
 cannot be read or holds objects of another kind.`
 
-func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("render", "--file PATH|- [--file PATH ...] [--configmap-mode immutable|mutable]", renderDescription, stderr)
-	var files fileList
-	fs.Var(&files, "file", "Read IAMIdentityMappings from this YAML `path`; - reads stdin. May be given several times.")
-	mode := fs.String("configmap-mode", string(managed.Immutable), "Render aws-auth as the operator writes it in this `mode`: immutable or mutable.")
-	if code, done := parseFlags(fs, args); done {
-		return code
+func newRenderCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var files []string
+	var mode string
+	cmd := &cobra.Command{
+		Use:                   "render --file PATH|- [--file PATH ...] [--configmap-mode immutable|mutable]",
+		Short:                 "Print the aws-auth the operator would write for IAMIdentityMapping manifests",
+		Long:                  strings.TrimSpace(renderDescription),
+		Args:                  noArgs,
+		GroupID:               groupOffline,
+		DisableFlagsInUseLine: true, // the synopsis names them
+		RunE: func(*cobra.Command, []string) error {
+			switch {
+			case len(files) == 0:
+				return errors.New("give at least one --file")
+			case mode != string(managed.Immutable) && mode != string(managed.Mutable):
+				return fmt.Errorf("--configmap-mode must be %q or %q, not %q", managed.Immutable, managed.Mutable, mode)
+			case countStdin(files) > 1:
+				return errors.New("--file - (stdin) may be given only once")
+			}
+			return exitWith(runRender(files, managed.Mode(mode), stdin, stdout, stderr))
+		},
 	}
-	switch {
-	case len(files) == 0:
-		say(stderr, "render: give at least one --file")
-		fs.Usage()
-		return exitBadInput
-	case *mode != string(managed.Immutable) && *mode != string(managed.Mutable):
-		say(stderr, "render: --configmap-mode must be %q or %q, not %q", managed.Immutable, managed.Mutable, *mode)
-		return exitBadInput
-	case countStdin(files) > 1:
-		say(stderr, "render: --file - (stdin) may be given only once")
-		return exitBadInput
-	}
+	// An array, not a slice: a slice flag splits its value at commas, and
+	// a file name may hold one.
+	cmd.Flags().StringArrayVar(&files, "file", nil, "Read IAMIdentityMappings from this YAML `path`; - reads stdin. May be given several times.")
+	cmd.Flags().StringVar(&mode, "configmap-mode", string(managed.Immutable), "Render aws-auth as the operator writes it in this `mode`: immutable or mutable.")
+	return cmd
+}
 
+func runRender(files []string, mode managed.Mode, stdin io.Reader, stdout, stderr io.Writer) int {
 	mappings, problems, err := readMappings(files, stdin)
 	if err != nil {
 		say(stderr, "render: %v", err)
@@ -82,7 +92,7 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: managed.AWSAuthKey.Namespace, Name: managed.AWSAuthKey.Name},
 	}
-	managed.Set(cm, rendered, managed.Mode(*mode))
+	managed.Set(cm, rendered, mode)
 	out, err := yaml.Marshal(cm)
 	if err != nil {
 		say(stderr, "render: encoding aws-auth: %v", err)

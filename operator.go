@@ -1,0 +1,164 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/klog/v2"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/version"
+)
+
+// operator is what `manager` and `manager run` start (cli.Operator): the
+// manager with the aws-auth controller and the protection report, set up
+// from its flags.
+type operator struct {
+	opts                  ctrl.Options
+	zap                   zap.Options
+	mode, backupNamespace string
+	batchDelay            time.Duration
+	maxRemovedShare       float64
+	recheckInterval       time.Duration
+	protectionInterval    time.Duration
+}
+
+func newOperator() *operator {
+	return &operator{opts: ctrl.Options{
+		LeaderElectionID:              "aws-auth-guardian.iam.aws-auth-guardian.dev",
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 new(time.Duration),
+		RenewDeadline:                 new(time.Duration),
+		RetryPeriod:                   new(time.Duration),
+	}}
+}
+
+// BindFlags registers the operator's flags. The names are an interface:
+// the Deployment, the chart and the tests pass them.
+func (o *operator) BindFlags(fs *pflag.FlagSet) {
+	opts := &o.opts
+	fs.StringVar(&opts.Metrics.BindAddress, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
+	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that of several replicas only one writes aws-auth.")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
+	fs.DurationVar(opts.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "How long the other replicas wait for a leader that stopped renewing its Lease (killed, say) before one takes over: the longest aws-auth goes unwatched after a leader dies.")
+	fs.DurationVar(opts.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its Lease before it steps down; shorter than the lease duration.")
+	fs.DurationVar(opts.RetryPeriod, "leader-election-retry-period", 2*time.Second, "How often replicas try to acquire or renew the Lease.")
+	fs.StringVar(&o.mode, "configmap-mode", string(managed.Immutable), "How aws-auth is written: immutable (every change is a replace) or mutable (updated in place, for clusters where EKS must still write it).")
+	fs.DurationVar(&o.batchDelay, "batch-delay", 200*time.Millisecond, "How long to gather mapping changes into one write of aws-auth. Healing a deleted or edited aws-auth is never delayed.")
+	fs.DurationVar(&o.recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
+	fs.DurationVar(&o.protectionInterval, "protection-check-interval", 10*time.Second, "How often the operator checks that the admission policies of config/policy are installed as shipped and bound with Deny.")
+	fs.Float64Var(&o.maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of the entries last applied to aws-auth that one write may remove, once there are 5 or more; a larger removal is refused until allowed by annotation.")
+	fs.StringVar(&o.backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
+	// zap (--zap-devel, --zap-encoder, --zap-log-level, ...) and
+	// controller-runtime (--kubeconfig, read by ctrl.GetConfig) register
+	// their flags on a Go flag set; pflag takes them over as they are.
+	goFlags := flag.NewFlagSet("", flag.ContinueOnError)
+	o.zap.BindFlags(goFlags)
+	config.RegisterFlags(goFlags)
+	fs.AddGoFlagSet(goFlags)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// Validate checks the flags before anything starts, so that a bad value
+// is a usage error rather than an operator that fails later.
+func (o *operator) Validate() error {
+	opts := &o.opts
+	if o.mode != string(managed.Immutable) && o.mode != string(managed.Mutable) {
+		return fmt.Errorf("--configmap-mode must be %q or %q, not %q", managed.Immutable, managed.Mutable, o.mode)
+	}
+	if o.maxRemovedShare < 0 || o.maxRemovedShare > 1 {
+		return fmt.Errorf("--max-removed-share must be between 0 and 1, not %v", o.maxRemovedShare)
+	}
+	// client-go's own rule, checked here so that a bad value stops the
+	// operator at once rather than when it first runs for leader.
+	if !(*opts.LeaseDuration > *opts.RenewDeadline && float64(*opts.RenewDeadline) > leaderelection.JitterFactor*float64(*opts.RetryPeriod) && *opts.RetryPeriod > 0) {
+		return fmt.Errorf("leader election needs --leader-election-lease-duration (%v) > --leader-election-renew-deadline (%v) > %v × --leader-election-retry-period (%v) > 0",
+			*opts.LeaseDuration, *opts.RenewDeadline, leaderelection.JitterFactor, *opts.RetryPeriod)
+	}
+	if o.protectionInterval <= 0 {
+		return fmt.Errorf("--protection-check-interval must be positive, not %v", o.protectionInterval)
+	}
+	return nil
+}
+
+// Run runs the operator until a signal stops it, and logs why it stopped
+// on an error.
+func (o *operator) Run() error {
+	logger := zap.New(zap.UseFlagOptions(&o.zap))
+	ctrl.SetLogger(logger)
+	// client-go logs through klog: its watch and leader election messages
+	// belong in the same structured log.
+	klog.SetLogger(logger)
+	if err := o.run(); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "Manager stopped")
+		return err
+	}
+	return nil
+}
+
+func (o *operator) run() error {
+	opts := o.opts
+	r := &controllers.AWSAuthReconciler{
+		Mode:            managed.Mode(o.mode),
+		BatchDelay:      o.batchDelay,
+		MaxRemovedShare: o.maxRemovedShare,
+		BackupNamespace: o.backupNamespace,
+		RecheckInterval: o.recheckInterval,
+	}
+	policyDir, err := fs.Sub(policyFiles, "config/policy")
+	if err != nil {
+		return err
+	}
+	// The policies name the operator's namespace, which is the backup's.
+	shipped, err := controllers.ParseShippedPolicies(policyDir, r.BackupNamespace)
+	if err != nil {
+		return fmt.Errorf("reading the built-in admission policies: %w", err)
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	opts.Scheme = controllers.NewScheme()
+	opts.Cache = controllers.CacheOptions()
+	mgr, err := ctrl.NewManager(cfg, opts)
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
+	r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
+	ctx := ctrl.SetupSignalHandler()
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the aws-auth controller: %w", err)
+	}
+	if err := mgr.Add(&controllers.ProtectionReport{Reader: mgr.GetAPIReader(), Shipped: shipped, Interval: o.protectionInterval}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	v := version.Get()
+	ctrl.Log.WithName("setup").Info("Starting manager", "version", v.Version, "commit", v.Commit, "buildDate", v.BuildDate,
+		"configmapMode", r.Mode, "leaderElection", opts.LeaderElection, "leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
+	return mgr.Start(ctx)
+}
