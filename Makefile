@@ -6,6 +6,12 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION    ?= v2.15.0
 IMG                      ?= aws-auth-guardian:dev
 
+# What bin/manager version and the start log say.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION_PKG     := github.com/aws-auth-guardian/aws-auth-guardian/internal/version
+VERSION_LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 BIN            := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
@@ -80,10 +86,8 @@ fuzz: ## Fuzz render and parse for a while each.
 ##@ Build
 
 .PHONY: build
-build: manifests generate ## Build bin/manager.
-	go build -ldflags "-X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.version=$$(git describe --tags --always --dirty 2>/dev/null) \
-	  -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.commit=$$(git rev-parse HEAD 2>/dev/null) \
-	  -X github.com/aws-auth-guardian/aws-auth-guardian/internal/version.date=$$(date -u +%Y-%m-%dT%H:%M:%SZ)" -o $(BIN)/manager .
+build: manifests generate ## Build bin/manager, stamped with its version (bin/manager version).
+	go build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/manager .
 
 .PHONY: run
 run: manifests generate controlplane ## Run the operator against a local control plane, with config/samples applied.
@@ -91,7 +95,7 @@ run: manifests generate controlplane ## Run the operator against a local control
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 ##@ Deployment (current kubeconfig)
 
