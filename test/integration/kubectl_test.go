@@ -98,12 +98,17 @@ func TestKubectlOutputAPersonReads(t *testing.T) {
 		described, stderr, err := kubectl("describe", "iim", "admins")
 		g.Expect(err).NotTo(HaveOccurred(), stderr)
 		g.Expect(described).To(MatchRegexp(`Normal\s+Applied\s+.*The entry is in kube-system/aws-auth mapRoles`))
+		t.Logf("kubectl describe iim admins:\n%s", described)
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	var described string
 	g.Eventually(func(g Gomega) {
-		described, stderr, err := kubectl("describe", "iim", "admins-copy")
+		var stderr string
+		var err error
+		described, stderr, err = kubectl("describe", "iim", "admins-copy")
 		g.Expect(err).NotTo(HaveOccurred(), stderr)
 		g.Expect(described).To(MatchRegexp(`Warning\s+Conflict\s+.*IAMIdentityMapping admins is older`))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	t.Logf("kubectl describe iim admins-copy:\n%s", described)
 
 	// kubectl wait on a Stalled mapping: it times out, as kubectl does for
 	// any condition that does not come; kubectl get says why.
