@@ -76,5 +76,13 @@ func FuzzTranslate(f *testing.F) {
 			}) {
 			t.Fatalf("system:masters without the cluster admin policy on the cluster: %+v", e)
 		}
+		reordered := e
+		reordered.KubernetesGroups = slices.Clone(e.KubernetesGroups)
+		slices.Reverse(reordered.KubernetesGroups)
+		reordered.Policies = slices.Clone(e.Policies)
+		slices.Reverse(reordered.Policies)
+		if !accessentry.Equal(e, reordered) {
+			t.Fatalf("an entry differs from itself reordered: %+v", accessentry.Diff(e, reordered))
+		}
 	})
 }
