@@ -347,13 +347,17 @@ func translatePolicies(in []iamv1alpha1.AccessPolicy, partition string) ([]Polic
 		}
 		var namespaces []string
 		for j, ns := range p.Namespaces {
-			if len(ns) > 63 || !namespaceName.MatchString(string(ns)) {
-				return nil, invalid(fmt.Sprintf("%s.namespaces[%d]", field, j), RuleNamespace, string(ns))
+			nsField := fmt.Sprintf("%s.namespaces[%d]", field, j)
+			switch {
+			case len(ns) > 63 || !namespaceName.MatchString(string(ns)):
+				return nil, invalid(nsField, RuleNamespace, string(ns))
+			case slices.Contains(namespaces, string(ns)):
+				return nil, invalid(nsField, RuleNamespaceOnce, string(ns))
 			}
 			namespaces = append(namespaces, string(ns))
 		}
 		slices.Sort(namespaces)
-		out = append(out, Policy{ARN: arn, Namespaces: slices.Compact(namespaces)})
+		out = append(out, Policy{ARN: arn, Namespaces: namespaces})
 	}
 	slices.SortFunc(out, func(a, b Policy) int { return strings.Compare(a.ARN, b.ARN) })
 	return out, nil

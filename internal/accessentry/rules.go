@@ -73,6 +73,8 @@ const (
 	// "You can use wildcard characters for a namespace name ... dev-*".
 	// Only a '*' at the end, the form AWS shows, is accepted.
 	RuleNamespace = "namespaces must be Kubernetes namespace names (lower case letters, digits and '-', starting with a letter or digit), or the start of one followed by '*', such as dev-*"
+	// The CRD's namespaces are a set, which the API server holds to.
+	RuleNamespaceOnce = "each namespace can be listed once"
 	// Not one of the types the API offers.
 	RuleType = "accessEntryType must be one of STANDARD, EC2_LINUX, EC2_WINDOWS, FARGATE_LINUX, HYBRID_LINUX"
 )

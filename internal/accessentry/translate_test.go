@@ -216,6 +216,7 @@ func TestTranslateInvalid(t *testing.T) {
 		{"a lone wildcard", with(policy("AmazonEKSViewPolicy", "*")), accessentry.RuleNamespace},
 		{"a wildcard inside", with(policy("AmazonEKSViewPolicy", "dev*x")), accessentry.RuleNamespace},
 		{"a namespace starting with -", with(policy("AmazonEKSViewPolicy", "-dev")), accessentry.RuleNamespace},
+		{"a namespace twice", with(policy("AmazonEKSViewPolicy", "a", "b", "a")), accessentry.RuleNamespaceOnce},
 		{"a namespace of 64 characters", with(policy("AmazonEKSViewPolicy", iamv1alpha1.AccessPolicyNamespace(strings.Repeat("n", 64)))), accessentry.RuleNamespace},
 		{"21 policies", with(many(21, func(i int) iamv1alpha1.AccessPolicy {
 			return policy(fmt.Sprintf("arn:aws:eks::aws:cluster-access-policy/P%d", i))
