@@ -172,6 +172,9 @@ func Translate(in Input) (Translation, error) {
 		return Translation{}, err
 	}
 	if m.AccountID != "" {
+		if in.Type != "" || len(in.Policies) > 0 {
+			return Translation{}, fmt.Errorf("%s (got accountID %q)", RuleFieldsNeedARN, m.AccountID)
+		}
 		return Translation{}, refuse(RuleAccount, m.AccountID)
 	}
 	if in.Type != "" && !slices.Contains(types, in.Type) {

@@ -64,6 +64,8 @@ const (
 // (api/v1alpha1, where the policy names are listed again); Translate
 // repeats the checks for input that did not come through the API server.
 const (
+	// The access entry fields describe one principal's entry.
+	RuleFieldsNeedARN = "accessEntryType and accessPolicies can only be set with arn: an access entry names one IAM role or user, not a whole account"
 	// The policy ARN's partition is the cluster's, and so the principal's.
 	RulePolicyPartition = "a policy ARN must be in the partition of arn (arn:<partition>:eks::aws:cluster-access-policy/<name>)"
 	// "Associate access policies": "you can only associate each policy to

@@ -204,6 +204,8 @@ func TestTranslateInvalid(t *testing.T) {
 		want string
 	}{
 		{"what aws-auth refuses", accessentry.Input{Mapping: mapping(pathRole, "")}, awsauth.RuleUsernameIsSet},
+		{"a type with accountID", accessentry.Input{Mapping: awsauth.Mapping{AccountID: "111122223333"}, Type: "STANDARD"}, accessentry.RuleFieldsNeedARN},
+		{"policies with accountID", accessentry.Input{Mapping: awsauth.Mapping{AccountID: "111122223333"}, Policies: []iamv1alpha1.AccessPolicy{policy("AmazonEKSViewPolicy")}}, accessentry.RuleFieldsNeedARN},
 		{"an unknown type", accessentry.Input{Mapping: mapping(pathRole, "dev"), Type: "EC2"}, accessentry.RuleType},
 		{"a misspelled policy", with(policy("AmazonEKSClusterAdmin")), accessentry.RulePolicy},
 		{"a policy name in the wrong case", with(policy("amazoneksviewpolicy")), accessentry.RulePolicy},

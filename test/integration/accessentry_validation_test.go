@@ -52,8 +52,8 @@ func TestAPIServerRefusesInvalidAccessEntryFields(t *testing.T) {
 		want []string
 		rule string
 	}{
-		{"a type with accountID", spec{"accountID": "111122223333", "accessEntryType": "STANDARD"}, []string{"can only be set with arn"}, ""},
-		{"policies with accountID", spec{"accountID": "111122223333", "accessPolicies": []any{policy("AmazonEKSViewPolicy")}}, []string{"can only be set with arn"}, ""},
+		{"a type with accountID", spec{"accountID": "111122223333", "accessEntryType": "STANDARD"}, []string{"spec"}, accessentry.RuleFieldsNeedARN},
+		{"policies with accountID", spec{"accountID": "111122223333", "accessPolicies": []any{policy("AmazonEKSViewPolicy")}}, []string{"spec"}, accessentry.RuleFieldsNeedARN},
 		{"an unknown type", spec{"arn": role, "username": "dev", "accessEntryType": "EC2"}, []string{"spec.accessEntryType", "Unsupported value"}, ""},
 		{"a node type on a user", spec{"arn": "arn:aws:iam::111122223333:user/jane", "username": "jane", "accessEntryType": "EC2_LINUX"}, []string{"spec.accessEntryType"}, accessentry.RuleNodeNeedsRole},
 		{"policies on a node type", with(node, spec{"accessEntryType": "EC2_LINUX", "accessPolicies": []any{policy("AmazonEKSViewPolicy")}}), []string{"spec.accessPolicies"}, accessentry.RuleNodePolicies},
