@@ -51,7 +51,8 @@ type Input struct {
 	// Policies are spec.accessPolicies.
 	Policies []iamv1alpha1.AccessPolicy
 	// ResolvedARN is the role's ARN as IAM holds it (iam:GetRole), once a
-	// Translation asked for it in ResolveRole; "" before.
+	// Translation asked for it in ResolveRole; "" before. A role written
+	// with its path is used as written, and this is ignored.
 	ResolvedARN string
 }
 
