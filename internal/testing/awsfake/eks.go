@@ -43,9 +43,9 @@ var eksRoutes = []eksRoute{
 // travels as one label with its slashes escaped, so the path must be split
 // before it is unescaped.
 func (s *Server) routeEKS(req *request) (operation, *request, *APIError) {
-	segments := strings.Split(strings.TrimPrefix(req.http.URL.EscapedPath(), "/"), "/")
+	segments := strings.Split(strings.TrimPrefix(req.req.URL.EscapedPath(), "/"), "/")
 	for _, rt := range eksRoutes {
-		if rt.method != req.http.Method {
+		if rt.method != req.req.Method {
 			continue
 		}
 		labels, ok := matchPath(strings.Split(strings.TrimPrefix(rt.pattern, "/"), "/"), segments)
@@ -56,7 +56,7 @@ func (s *Server) routeEKS(req *request) (operation, *request, *APIError) {
 		return operation{name: rt.name, serve: func(r *request) (any, *APIError) { return rt.serve(s, r) }}, req, nil
 	}
 	return operation{name: "Unknown"}, req, newError(http.StatusNotFound, "UnknownOperationException",
-		"awsfake serves no EKS operation at %s %s", req.http.Method, req.http.URL.Path)
+		"awsfake serves no EKS operation at %s %s", req.req.Method, req.req.URL.Path)
 }
 
 func matchPath(pattern, segments []string) (map[string]string, bool) {
@@ -387,7 +387,7 @@ func (s *Server) listAccessEntries(r *request) (any, *APIError) {
 	if err != nil {
 		return nil, err
 	}
-	policy := r.http.URL.Query().Get("associatedPolicyArn")
+	policy := r.req.URL.Query().Get("associatedPolicyArn")
 	now := s.cfg.now()
 	var arns []string
 	for _, e := range c.sortedEntries() {
@@ -584,7 +584,7 @@ func (s *Server) listAccessPolicies(r *request) (any, *APIError) {
 // deleted between calls. maxResults is "between 1 and 100. If you don't use
 // this parameter, 100 results" (ListAccessEntries API reference).
 func page[T any](r *request, items []T, key func(T) string) ([]T, *string, *APIError) {
-	q := r.http.URL.Query()
+	q := r.req.URL.Query()
 	limit := 100
 	if v := q.Get("maxResults"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -599,10 +599,11 @@ func page[T any](r *request, items []T, key func(T) string) ([]T, *string, *APIE
 		if err != nil {
 			return nil, nil, invalidParameter("The nextToken %s is not valid", tok)
 		}
-		start, _ = slices.BinarySearchFunc(items, string(after), func(it T, k string) int { return strings.Compare(key(it), k) })
-		if start < len(items) && key(items[start]) == string(after) {
-			start++
+		i, found := slices.BinarySearchFunc(items, string(after), func(it T, k string) int { return strings.Compare(key(it), k) })
+		if found {
+			i++
 		}
+		start = i
 	}
 	end := min(start+limit, len(items))
 	out := items[start:end]
@@ -668,7 +669,7 @@ func (s *Server) untagResource(r *request) (any, *APIError) {
 	if err != nil {
 		return nil, err
 	}
-	keys := r.http.URL.Query()["tagKeys"]
+	keys := r.req.URL.Query()["tagKeys"]
 	if len(keys) == 0 {
 		return nil, badRequest("tagKeys must name at least one key")
 	}

@@ -24,7 +24,7 @@ type Fault struct {
 	// ServerErrorRate is the fraction of calls failed by the service: EKS
 	// answers ServerException (500), IAM ServiceFailure (500).
 	ServerErrorRate float64
-	// Latency delays every answer by this long.
+	// Latency delays every answer by this long, refusals included.
 	Latency time.Duration
 	// Hang holds every call unanswered until the client gives up or the
 	// server closes; the connection is then dropped.

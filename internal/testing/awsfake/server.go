@@ -61,7 +61,8 @@ func WithRegion(region string) Option { return func(c *config) { c.region = regi
 func WithMaxAccessEntries(n int) Option { return func(c *config) { c.maxEntries = n } }
 
 // WithSeed seeds the random draws of the fault injection, so that the same
-// sequence of calls meets the same faults.
+// sequence of calls meets the same faults. The default seed is 1: runs are
+// reproducible unless a test picks another seed.
 func WithSeed(seed uint64) Option { return func(c *config) { c.seed = seed } }
 
 // WithClock replaces the clock behind timestamps and the eventual
@@ -76,9 +77,9 @@ func WithAddress(addr string) Option { return func(c *config) { c.addr = addr } 
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
-	cfg  config
-	http *http.Server
-	url  string
+	cfg config
+	srv *http.Server
+	url string
 	// done is closed by Close, releasing requests held by a hang fault.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -121,8 +122,8 @@ func New(opts ...Option) *Server {
 		principals: map[string]principal{},
 	}
 	s.faults.init(cfg.seed)
-	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.http.Serve(ln) }()
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
 	return s
 }
 
@@ -136,8 +137,8 @@ func (s *Server) Close() {
 		close(s.done)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.http.Shutdown(ctx); err != nil {
-			_ = s.http.Close()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
 		}
 	})
 }
@@ -150,10 +151,10 @@ type operation struct {
 	serve func(*request) (any, *APIError)
 }
 
-// request is what a handler gets: the path labels of the route, the query
-// and form values, and the raw body.
+// request is what a handler gets: the HTTP request, the path labels of its
+// route, and its body, read once by the router.
 type request struct {
-	http   *http.Request
+	req    *http.Request
 	labels map[string]string
 	body   []byte
 }
@@ -165,8 +166,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, req, routeErr := s.route(r)
 	reply := replier{w: w, iam: op.iam, action: op.name, requestID: newID()}
 	if r.Header.Get("Authorization") == "" {
-		s.calls.add(op.name, "MissingAuthenticationToken")
-		reply.error(missingAuth(op.iam))
+		refusal := missingAuth(op.iam)
+		s.calls.add(op.name, refusal.Code)
+		reply.error(refusal)
 		return
 	}
 	if routeErr != nil {
@@ -191,9 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	out, apiErr := op.serve(req)
-	s.mu.Unlock()
+	out, apiErr := s.serve(op, req)
 	if apiErr != nil {
 		s.calls.add(op.name, apiErr.Code)
 		reply.error(apiErr)
@@ -201,6 +201,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.calls.add(op.name, OutcomeOK)
 	reply.ok(out)
+}
+
+// serve runs a handler under the state lock, so that each operation sees
+// and leaves a consistent state.
+func (s *Server) serve(op operation, req *request) (any, *APIError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return op.serve(req)
 }
 
 // wait holds a request for the fault's latency, or until the client gives
@@ -239,7 +247,7 @@ func (s *Server) route(r *http.Request) (operation, *request, *APIError) {
 	if err != nil {
 		return operation{name: "Unknown"}, nil, invalidParameter("reading the request body: %v", err)
 	}
-	req := &request{http: r, body: body}
+	req := &request{req: r, body: body}
 	if r.URL.Path == "/" && r.Method == http.MethodPost &&
 		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		return s.routeIAM(req)
