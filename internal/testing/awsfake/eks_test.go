@@ -235,6 +235,38 @@ func TestListAccessEntriesPagination(t *testing.T) {
 	}
 }
 
+// TestListAssociatedAccessPoliciesPagination pages through an entry's
+// policies one at a time with the SDK's paginator.
+func TestListAssociatedAccessPoliciesPagination(t *testing.T) {
+	s := newFake(t)
+	names := []string{"AmazonEKSAdminPolicy", "AmazonEKSEditPolicy", "AmazonEKSViewPolicy"}
+	var policies []awsfake.AssociatedPolicy
+	for _, n := range names {
+		policies = append(policies, awsfake.AssociatedPolicy{PolicyARN: awsfake.PolicyARN(n), Scope: awsfake.AccessScope{Type: awsfake.ScopeCluster}})
+	}
+	if _, err := s.SeedEntry(clusterName, awsfake.AccessEntry{PrincipalARN: roleARN, Policies: policies}); err != nil {
+		t.Fatal(err)
+	}
+	p := eks.NewListAssociatedAccessPoliciesPaginator(eksClient(s, noRetries), &eks.ListAssociatedAccessPoliciesInput{
+		ClusterName: aws.String(clusterName), PrincipalArn: aws.String(roleARN), MaxResults: aws.Int32(1),
+	})
+	var got []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.AssociatedAccessPolicies) != 1 {
+			t.Fatalf("page of %d policies, want 1", len(page.AssociatedAccessPolicies))
+		}
+		got = append(got, aws.ToString(page.AssociatedAccessPolicies[0].PolicyArn))
+	}
+	want := []string{awsfake.PolicyARN(names[0]), awsfake.PolicyARN(names[1]), awsfake.PolicyARN(names[2])}
+	if !slices.Equal(got, want) {
+		t.Errorf("policies = %v, want %v", got, want)
+	}
+}
+
 // TestListAccessPolicies checks the catalogue and its pagination.
 func TestListAccessPolicies(t *testing.T) {
 	s := newFake(t)
@@ -331,8 +363,10 @@ func TestTags(t *testing.T) {
 			t.Errorf("tags of %s (-want +got):\n%s", arn, diff)
 		}
 	}
-	// https://docs.aws.amazon.com/eks/latest/userguide/eks-using-tags.html#tag-restrictions:
-	// the aws: prefix is reserved; TagResource refuses with BadRequestException.
+	// The aws: prefix is reserved to AWS
+	// (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html);
+	// TagResource refuses with BadRequestException, its error for a
+	// semantic error (https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResource.html).
 	_, err = c.TagResource(ctx(t), &eks.TagResourceInput{ResourceArn: aws.String(e.ARN), Tags: map[string]string{"aws:cloudformation:stack": "x"}})
 	wantCode(t, err, "BadRequestException", 400)
 	if snap, _ := s.Snapshot(clusterName); !cmp.Equal(snap[0].Tags, map[string]string{"owner": "b"}) {

@@ -12,10 +12,11 @@ import (
 // drives it through the real SDK client. Messages are the service's own
 // where a public error report shows them, otherwise plain descriptions.
 
+// Messages EKS answers with, as public error reports quote them
+// (aws-ia/terraform-aws-eks-blueprints#1877, aws-controllers-k8s/community#2144,
+// terraform-aws-modules/terraform-aws-eks#3024 and #2969).
 const (
-	// https://docs.aws.amazon.com/eks/latest/userguide/grant-k8s-access.html#set-cam
 	msgModeNeedsAPI = "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation."
-	// https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html
 	msgOnlyStandard = `This operation can only be performed on Access Entries with a type of "STANDARD".`
 	msgNoEntry      = "The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'."
 	msgBadPrincipal = "The specified principalArn is invalid: invalid principal."
@@ -144,10 +145,10 @@ func checkGroups(groups []string) *APIError {
 	return nil
 }
 
-// checkTags enforces the tag limits of the AccessEntry reference (at most
-// 50 tags, keys of 1 to 128 characters, values of at most 256) and the
-// reserved aws: prefix of
-// https://docs.aws.amazon.com/eks/latest/userguide/eks-using-tags.html#tag-restrictions.
+// checkTags enforces the tag limits of the AccessEntry and TagResource
+// references (at most 50 tags, keys of 1 to 128 characters, values of at
+// most 256) and the aws: prefix AWS reserves for itself in keys and values
+// (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html).
 // The caller picks the error: CreateAccessEntry answers with
 // InvalidParameterException, TagResource with BadRequestException.
 func checkTags(tags map[string]string, refuse func(string, ...any) *APIError) *APIError {

@@ -26,7 +26,8 @@ const (
 	docListAPI     = "https://docs.aws.amazon.com/eks/latest/APIReference/API_ListAccessEntries.html"
 	docScopeAPI    = "https://docs.aws.amazon.com/eks/latest/APIReference/API_AccessScope.html"
 	docEntryAPI    = "https://docs.aws.amazon.com/eks/latest/APIReference/API_AccessEntry.html"
-	docTagging     = "https://docs.aws.amazon.com/eks/latest/userguide/eks-using-tags.html#tag-restrictions"
+	docTagAPI      = "https://docs.aws.amazon.com/eks/latest/APIReference/API_TagResource.html"
+	docTagPrefix   = "https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html"
 	docRBACSubject = "https://kubernetes.io/docs/reference/access-authn-authz/rbac/#referring-to-subjects"
 )
 
@@ -431,9 +432,9 @@ func ruleCases() []ruleCase {
 			msg: "at most 50 tags",
 		},
 		{
-			// "Don't use aws:, AWS:, or any upper or lowercase combination
-			// of such as a prefix for either keys or values."
-			name: "reserved aws: tag prefix on create", doc: docTagging,
+			// The aws: prefix is reserved to AWS in tag keys and values,
+			// whatever its case.
+			name: "reserved aws: tag prefix on create", doc: docTagPrefix,
 			call: create(userARN, func(in *eks.CreateAccessEntryInput) { in.Tags = map[string]string{"AWS:owner": "me"} }),
 			code: "InvalidParameterException", status: 400,
 			msg: "reserved prefix",
@@ -441,7 +442,7 @@ func ruleCases() []ruleCase {
 		{
 			// TagResource's errors are BadRequestException and
 			// NotFoundException in the service model.
-			name: "TagResource of an unknown ARN", doc: docTagging,
+			name: "TagResource of an unknown ARN", doc: docTagAPI,
 			call: func(ctx context.Context, c *eks.Client, _ string) error {
 				_, err := c.TagResource(ctx, &eks.TagResourceInput{
 					ResourceArn: aws.String("arn:aws:eks:us-west-2:" + account + ":access-entry/dev/role/" + account + "/ghost/0"),
