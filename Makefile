@@ -78,7 +78,7 @@ build: manifests generate ## Build bin/manager.
 	go build -o $(BIN)/manager .
 
 .PHONY: run
-run: manifests generate controlplane ## Run the operator against a local control plane, with config/samples applied.
+run: build controlplane ## Run bin/manager against a local control plane with config/policy and config/samples; prints what to try.
 	hack/run-local.sh
 
 .PHONY: docker-build
