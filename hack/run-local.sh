@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make run: a local control plane with the CRD, the operator's RBAC, the
 # admission policies (config/policy), the mapping roles and config/samples
-# installed, and bin/manager running against it in the foreground as its
-# own service account. Ctrl-C, SIGTERM or SIGHUP stops all of it.
+# installed, and bin/manager running against it as its own service account,
+# logging to this terminal. Ctrl-C, SIGTERM or SIGHUP stops all of it.
 #
 # Settings, from the environment (the defaults are what `make run` uses; a
 # test overrides them to run beside another `make run`):
@@ -133,14 +133,17 @@ until [[ -s $kubeconfig && -s $operator_kubeconfig ]]; do
 done
 
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+# Quiet on success (30 lines of "created" would push what to try off the
+# screen); kubectl's errors still show.
+say "installing the CRD, config/rbac (the operator's RBAC, the mapping roles), config/policy, config/samples"
 # The operator's namespace: its service account, its backup of aws-auth,
 # the parameter of the policies.
-k create namespace aws-auth-guardian-system
-k apply -f config/crd/bases
-k wait --for=condition=Established crd/iamidentitymappings.iam.aws-auth-guardian.dev --timeout=60s
+k create namespace aws-auth-guardian-system >/dev/null
+k apply -f config/crd/bases >/dev/null
+k wait --for=condition=Established crd/iamidentitymappings.iam.aws-auth-guardian.dev --timeout=60s >/dev/null
 # The operator's own least RBAC, and the mapping editor and viewer roles.
-k apply -k config/rbac
-k apply -k config/policy
+k apply -k config/rbac >/dev/null
+k apply -k config/policy >/dev/null
 # Policies take effect a moment after they are created: wait until the one
 # protecting aws-auth refuses, so what is printed below holds at once.
 deadline=$((SECONDS + 60))
@@ -149,8 +152,8 @@ until [[ $(k create configmap aws-auth -n kube-system --dry-run=server -o name 2
 	sleep 0.2
 done
 # A person who may edit mappings but not grant privileged groups.
-k create clusterrolebinding demo-jane-mapping-editor --clusterrole=aws-auth-guardian-mapping-editor --user=jane
-k apply -k config/samples
+k create clusterrolebinding demo-jane-mapping-editor --clusterrole=aws-auth-guardian-mapping-editor --user=jane >/dev/null
+k apply -k config/samples >/dev/null
 
 say "starting $manager as system:serviceaccount:aws-auth-guardian-system:aws-auth-guardian-controller-manager"
 # Should this script die by SIGKILL, which no trap sees, the kernel sends
@@ -183,8 +186,9 @@ cat <<MSG
     # 2. Delete aws-auth: the policy refuses, even you (system:masters)
     bin/kubectl delete cm -n kube-system aws-auth
 
-    # 3. Break glass: as the group aws-auth-guardian:break-glass the delete
-    #    passes, and the operator puts aws-auth back at once (AGE: seconds)
+    # 3. Break glass: in the group aws-auth-guardian:break-glass (impersonated;
+    #    --as-group replaces your groups, so system:masters is named too) the
+    #    delete passes, and the operator puts aws-auth back at once (AGE: seconds)
     bin/kubectl delete cm -n kube-system aws-auth --as=admin --as-group=system:masters --as-group=aws-auth-guardian:break-glass
     bin/kubectl get cm -n kube-system aws-auth
 
