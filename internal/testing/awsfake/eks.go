@@ -219,6 +219,20 @@ func (s *Server) entry(c *cluster, principalARN string, visibleOnly bool) (*entr
 	return e, nil
 }
 
+// requestedEntry is the cluster and the access entry a request's path
+// names: the prologue of every operation on one entry.
+func (s *Server) requestedEntry(r *request, visibleOnly bool) (*cluster, *entry, *APIError) {
+	c, err := s.entriesCluster(r.label("name"))
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := s.entry(c, r.label("principalArn"), visibleOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, e, nil
+}
+
 func (s *Server) describeCluster(r *request) (any, *APIError) {
 	c, err := s.cluster(r.label("name"))
 	if err != nil {
@@ -371,11 +385,7 @@ func (s *Server) newEntry(c *cluster, in AccessEntry, iamChecked bool) (*entry, 
 }
 
 func (s *Server) describeAccessEntry(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), true)
+	c, e, err := s.requestedEntry(r, true)
 	if err != nil {
 		return nil, err
 	}
@@ -410,11 +420,7 @@ func (s *Server) listAccessEntries(r *request) (any, *APIError) {
 }
 
 func (s *Server) updateAccessEntry(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), false)
+	c, e, err := s.requestedEntry(r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -454,11 +460,7 @@ func (s *Server) updateAccessEntry(r *request) (any, *APIError) {
 }
 
 func (s *Server) deleteAccessEntry(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), false)
+	c, e, err := s.requestedEntry(r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -467,11 +469,7 @@ func (s *Server) deleteAccessEntry(r *request) (any, *APIError) {
 }
 
 func (s *Server) associateAccessPolicy(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), false)
+	c, e, err := s.requestedEntry(r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -523,11 +521,7 @@ func (s *Server) associate(e *entry, policyARN string, scope AccessScope) (Assoc
 }
 
 func (s *Server) disassociateAccessPolicy(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), false)
+	_, e, err := s.requestedEntry(r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -540,11 +534,7 @@ func (s *Server) disassociateAccessPolicy(r *request) (any, *APIError) {
 }
 
 func (s *Server) listAssociatedAccessPolicies(r *request) (any, *APIError) {
-	c, err := s.entriesCluster(r.label("name"))
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.entry(c, r.label("principalArn"), false)
+	c, e, err := s.requestedEntry(r, false)
 	if err != nil {
 		return nil, err
 	}
