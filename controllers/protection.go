@@ -182,7 +182,7 @@ func (p *ProtectionReport) check(ctx context.Context, log logr.Logger, last map[
 			// fire an alert for one failed read.
 			state := "unreadable: " + err.Error()
 			if last[name] != state {
-				log.Info("Cannot check the admission policy protecting aws-auth", "policy", name, "problem", err.Error())
+				log.Info("Warning: cannot check the admission policy protecting aws-auth", "policy", name, "problem", err.Error())
 				last[name] = state
 			}
 			continue
@@ -201,12 +201,19 @@ func (p *ProtectionReport) check(ctx context.Context, log logr.Logger, last map[
 			log.Info("Admission policy protecting aws-auth is installed as shipped and denies", "policy", name)
 			continue
 		}
-		// Info with a problem key: a disarmed policy is an operator's
-		// concern, not a bug, and deserves no stack trace.
-		log.Info("Admission policy protecting aws-auth is not in force: anyone with RBAC rights can do what it forbids, and the operator can only heal aws-auth afterwards; install config/policy as shipped",
-			"policy", name, "problem", problem)
+		// A warning in words, at Info: logr has no warning level, and
+		// Error would print a Go stack trace (zap's development mode,
+		// make run's) for what is a cluster's state, not a bug.
+		log.Info(warnNotInForce, "policy", name, "problem", problem)
 	}
 }
+
+// warnNotInForce is logged when a policy is missing or disarmed. It names
+// the command that installs config/policy as shipped: a person reading it
+// should not have to look it up.
+const warnNotInForce = "Warning: an admission policy protecting aws-auth is not in force: " +
+	"anyone with RBAC rights can do what it forbids, and the operator can only heal aws-auth afterwards. " +
+	"Install it as shipped: kubectl apply -k config/policy (in a Helm install, upgrade the release)"
 
 // policyProblem says why the policy name is not in force as shipped, or ""
 // when it is.
@@ -231,10 +238,51 @@ func policyProblem(ctx context.Context, reader client.Reader, name string, shipp
 	}
 	want := s.Policy.Spec.DeepCopy()
 	DefaultPolicySpec(want)
-	if fields := differingFields(want, &live.Spec); len(fields) > 0 {
+	got := live.Spec.DeepCopy()
+	squeezeExpressions(want)
+	squeezeExpressions(got)
+	if fields := differingFields(want, got); len(fields) > 0 {
 		return "the ValidatingAdmissionPolicy's spec differs from the shipped one in " + strings.Join(fields, ", "), nil
 	}
 	return bindingProblem(s.Binding.Spec, binding.Spec), nil
+}
+
+// squeezeExpressions drops the blank lines and trailing blanks of every
+// CEL expression of spec. The same file applied through kustomize (kubectl
+// apply -k config/policy, make deploy) reaches the API server with a blank
+// line more in a folded (>-) expression whose lines are indented further
+// than its first: kustomize's YAML writer re-folds it. To CEL a newline is
+// only a separator, and no quoted string but a triple-quoted one spans
+// lines, so such lines change nothing; an expression with a triple-quoted
+// string is compared as it is.
+func squeezeExpressions(spec *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+	for i := range spec.MatchConditions {
+		spec.MatchConditions[i].Expression = squeeze(spec.MatchConditions[i].Expression)
+	}
+	for i := range spec.Variables {
+		spec.Variables[i].Expression = squeeze(spec.Variables[i].Expression)
+	}
+	for i := range spec.Validations {
+		spec.Validations[i].Expression = squeeze(spec.Validations[i].Expression)
+		spec.Validations[i].MessageExpression = squeeze(spec.Validations[i].MessageExpression)
+	}
+	for i := range spec.AuditAnnotations {
+		spec.AuditAnnotations[i].ValueExpression = squeeze(spec.AuditAnnotations[i].ValueExpression)
+	}
+}
+
+func squeeze(expression string) string {
+	if strings.Contains(expression, "'''") || strings.Contains(expression, `"""`) {
+		return expression
+	}
+	lines := strings.Split(expression, "\n")
+	kept := lines[:0]
+	for _, line := range lines {
+		if line = strings.TrimRight(line, " \t\r"); line != "" {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "\n")
 }
 
 func bindingProblem(shipped, live admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec) string {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"slices"
@@ -8,8 +9,11 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/go-logr/logr/funcr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
 // Every policy config/policy ships is one the operator checks, with its
@@ -120,5 +124,141 @@ func TestBindingProblem(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// installed is a reader holding the shipped policies and bindings as the
+// API server stores them (defaulted), with edit applied to each policy.
+func installed(t *testing.T, edit func(*admissionregistrationv1.ValidatingAdmissionPolicy)) (client.Reader, map[string]ShippedPolicy) {
+	t.Helper()
+	shipped, err := ParseShippedPolicies(os.DirFS("../config/policy"), DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder := fake.NewClientBuilder().WithScheme(NewScheme())
+	for _, s := range shipped {
+		policy := s.Policy.DeepCopy()
+		DefaultPolicySpec(&policy.Spec)
+		edit(policy)
+		builder = builder.WithObjects(policy, s.Binding.DeepCopy())
+	}
+	return builder.Build(), shipped
+}
+
+// kustomize's YAML writer re-folds a folded (>-) expression whose lines
+// are indented further than its first, and adds a blank line: kubectl
+// apply -k config/policy, the way the README installs the policies,
+// stores that. It is the same CEL and must not read as disarmed.
+func TestPoliciesAppliedThroughKustomizeAreInForce(t *testing.T) {
+	t.Parallel()
+	reader, shipped := installed(t, func(p *admissionregistrationv1.ValidatingAdmissionPolicy) {
+		for i := range p.Spec.Variables {
+			v := &p.Spec.Variables[i]
+			v.Expression = strings.Replace(v.Expression, "\n", "\n\n", 1)
+		}
+		for i := range p.Spec.Validations {
+			v := &p.Spec.Validations[i]
+			v.MessageExpression = strings.ReplaceAll(v.MessageExpression, "\n", " \n")
+		}
+	})
+	for _, name := range ProtectionPolicies {
+		problem, err := policyProblem(context.Background(), reader, name, shipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if problem != "" {
+			t.Errorf("%s: %s", name, problem)
+		}
+	}
+}
+
+// Only blank lines and trailing blanks are ignored: any other change of an
+// expression is a change, and so is a blank line inside a triple-quoted
+// string.
+func TestChangedExpressionsAreNotInForce(t *testing.T) {
+	t.Parallel()
+	const (
+		protect  = "aws-auth-guardian-protect-aws-auth"
+		escalate = "aws-auth-guardian-prevent-escalation"
+	)
+	for _, tt := range []struct {
+		what, policy, want string
+		// edit changes the live policy; shipped, when set, the shipped one.
+		edit, shipped func(*admissionregistrationv1.ValidatingAdmissionPolicySpec)
+	}{
+		{what: "validation always true", policy: protect, want: "validations",
+			edit: func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) { s.Validations[0].Expression = "true" }},
+		{what: "a line of a multi-line expression dropped", policy: escalate, want: "variables",
+			edit: func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+				for i, v := range s.Variables {
+					if v.Name == "why" {
+						lines := strings.Split(v.Expression, "\n")
+						s.Variables[i].Expression = strings.Join(append(lines[:1], lines[2:]...), "\n")
+					}
+				}
+			}},
+		{what: "blank line in a triple-quoted string", policy: protect, want: "validations",
+			edit: func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+				s.Validations[0].Expression += " || '''\n\n''' == ''"
+			},
+			shipped: func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+				s.Validations[0].Expression += " || '''\n''' == ''"
+			}},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			t.Parallel()
+			reader, shipped := installed(t, func(p *admissionregistrationv1.ValidatingAdmissionPolicy) {
+				if p.Name == tt.policy {
+					tt.edit(&p.Spec)
+				}
+			})
+			if tt.shipped != nil {
+				s := shipped[tt.policy]
+				s.Policy = s.Policy.DeepCopy()
+				tt.shipped(&s.Policy.Spec)
+				shipped[tt.policy] = s
+			}
+			problem, err := policyProblem(context.Background(), reader, tt.policy, shipped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "the ValidatingAdmissionPolicy's spec differs from the shipped one in " + tt.want; problem != want {
+				t.Errorf("got %q, want %q", problem, want)
+			}
+		})
+	}
+}
+
+// A missing policy is a warning in words at Info level, not an error (which
+// zap prints with a Go stack trace in make run's development mode), and
+// it names the command that installs the policies.
+func TestMissingPoliciesAreAWarningNamingTheInstallCommand(t *testing.T) {
+	t.Parallel()
+	shipped, err := ParseShippedPolicies(os.DirFS("../config/policy"), DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	log := funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{})
+	report := &ProtectionReport{Reader: fake.NewClientBuilder().WithScheme(NewScheme()).Build(), Shipped: shipped}
+	report.check(context.Background(), log, map[string]string{})
+	if len(lines) != len(ProtectionPolicies) {
+		t.Fatalf("got %d lines, want one per policy:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for i, line := range lines {
+		for _, want := range []string{
+			`"level"=0`,
+			`"msg"="Warning: `,
+			"kubectl apply -k config/policy",
+			`"policy"="` + ProtectionPolicies[i] + `"`,
+			`"problem"="the ValidatingAdmissionPolicy is missing"`,
+		} {
+			if !strings.Contains(line, want) {
+				t.Errorf("line %q lacks %s", line, want)
+			}
+		}
+		if strings.Contains(line, `"error"=`) {
+			t.Errorf("logged as an error: %s", line)
+		}
 	}
 }

@@ -1,59 +1,126 @@
 // Command localcluster starts a local control plane (the kube-apiserver and
-// etcd that hack/build-controlplane.sh builds), writes an admin kubeconfig,
-// and keeps it running until interrupted. `make run` uses it.
+// etcd that hack/build-controlplane.sh builds), writes an admin kubeconfig
+// and one for the operator's service account, and keeps it running until
+// interrupted. `make run` (hack/run-local.sh) uses it.
+//
+// envtest starts kube-apiserver and etcd in process groups of their own, so
+// a signal to the process group of `make run` never reaches them: this
+// command is what stops them, on SIGINT, SIGTERM or SIGHUP, and when its
+// parent goes away without a word (kill -9).
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
+// operatorUser is the identity config/rbac binds the operator's roles to and
+// config/policy exempts: the operator of `make run` signs in as it, so the
+// policies judge it as they judge the deployed operator.
+const operatorUser = "system:serviceaccount:aws-auth-guardian-system:aws-auth-guardian-controller-manager"
+
 func main() {
-	kubeconfig := flag.String("write-kubeconfig", "bin/local/kubeconfig", "Where to write the admin kubeconfig.")
+	kubeconfig := flag.String("write-kubeconfig", "bin/local/kubeconfig", "Where to write the admin (system:masters) kubeconfig.")
+	operatorKubeconfig := flag.String("write-operator-kubeconfig", "", "Where to write a kubeconfig that signs in as the operator's service account; none when empty.")
 	assets := flag.String("assets", "bin/controlplane", "The directory holding kube-apiserver and etcd.")
 	flag.Parse()
-	if err := run(*kubeconfig, *assets); err != nil {
+	if err := run(*kubeconfig, *operatorKubeconfig, *assets); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, assets string) error {
+func run(kubeconfig, operatorKubeconfig, assets string) (err error) {
+	// Registered before the control plane starts (which takes seconds, tens
+	// of them on a loaded machine): a signal during the start would
+	// otherwise kill this process and leave etcd and kube-apiserver behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	ctx = stopWithParent(ctx)
+
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	// Stopped even when the start failed half-way: etcd may be running.
+	defer func() {
+		if stopErr := env.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the control plane: %w", stopErr))
+		}
+	}()
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)
 	}
-	defer func() { _ = env.Stop() }()
+	if ctx.Err() != nil {
+		return nil
+	}
 
-	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
+	if err := writeKubeconfig(env, kubeconfig, envtest.User{Name: "admin", Groups: []string{"system:masters"}}); err != nil {
 		return err
 	}
-	config, err := admin.KubeConfig()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(kubeconfig), 0o700); err != nil {
-		return err
-	}
-	// Written to a temporary name and renamed, so a watcher never reads half of it.
-	if err := os.WriteFile(kubeconfig+".tmp", config, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(kubeconfig+".tmp", kubeconfig); err != nil {
-		return err
+	defer func() { _ = os.Remove(kubeconfig) }()
+	if operatorKubeconfig != "" {
+		// The groups the API server gives every service account token.
+		operator := envtest.User{Name: operatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:aws-auth-guardian-system"}}
+		if err := writeKubeconfig(env, operatorKubeconfig, operator); err != nil {
+			return err
+		}
+		defer func() { _ = os.Remove(operatorKubeconfig) }()
 	}
 	fmt.Fprintf(os.Stderr, "Control plane up at %s; kubeconfig in %s\n", env.Config.Host, kubeconfig)
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	<-stop
-	_ = os.Remove(kubeconfig)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "Stopping the control plane")
 	return nil
+}
+
+// writeKubeconfig writes a kubeconfig for user to path, through a temporary
+// name and a rename, so that a watcher never reads half of it.
+func writeKubeconfig(env *envtest.Environment, path string, user envtest.User) error {
+	added, err := env.AddUser(user, nil)
+	if err != nil {
+		return fmt.Errorf("adding user %s: %w", user.Name, err)
+	}
+	config, err := added.KubeConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".tmp", config, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// stopWithParent ends ctx when this process is orphaned (its parent killed
+// with SIGKILL, which no trap sees): the control plane would outlive
+// whatever started it.
+func stopWithParent(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	parent := os.Getppid()
+	go func() {
+		defer cancel()
+		ticker := time.NewTicker(time.Second)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				if os.Getppid() != parent {
+					fmt.Fprintln(os.Stderr, "localcluster: the process that started it is gone")
+					return
+				}
+			}
+		}
+	}()
+	return ctx
 }
