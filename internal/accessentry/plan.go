@@ -94,9 +94,10 @@ const (
 	// untagged entry that already is the translation, or taking over an
 	// entry of ours that another mapping's tag names.
 	StepTag StepKind = "Tag"
-	// StepRecreate deletes the entry of PrincipalARN and creates Entry
-	// tagged with Mapping: EKS cannot change an entry's type. Only an
-	// entry of ours is recreated; its policies follow as StepAssociate.
+	// StepRecreate deletes the entry of PrincipalARN and creates Entry (of
+	// the same PrincipalARN) tagged with Mapping: EKS cannot change an
+	// entry's type. Only an entry of ours is recreated; its policies
+	// follow as StepAssociate.
 	StepRecreate StepKind = "Recreate"
 	// StepCreate creates Entry (without policies, which follow as
 	// StepAssociate) tagged with Mapping.
@@ -330,18 +331,22 @@ func (p *planner) plan(desired []Desired) {
 // principal; it returns the observed entry of ours it keeps, if any.
 func (p *planner) planEntry(d Desired, at []int) (int, bool) {
 	want := d.Entry
-	var ours []int
+	var ours, others []int
 	for _, i := range at {
-		o := p.observed[i]
-		if o.Mapping() != "" {
+		if p.observed[i].Mapping() != "" {
 			ours = append(ours, i)
-			continue
+		} else {
+			others = append(others, i)
 		}
-		// Not ours: adopt it if it already is the translation, and only
-		// when it is the principal's one entry.
-		if len(at) == 1 && Equal(want, o.Entry) {
+	}
+	if len(others) > 0 {
+		// Not ours: adopt it if it already is the translation, and is the
+		// principal's one such entry (entries of ours beside it, ARNs in
+		// another case, are deleted as duplicates).
+		o := p.observed[others[0]]
+		if len(others) == 1 && Equal(want, o.Entry) {
 			p.add(Step{Kind: StepTag, PrincipalARN: o.Entry.PrincipalARN, Mapping: d.Name})
-			return i, true
+			return others[0], true
 		}
 		p.outcomes[d.Name] = Outcome{UID: d.UID, State: StateConflict, With: o.Entry.PrincipalARN,
 			Message: fmt.Sprintf("the access entry of %s is not this operator's (it has no tag %s) and differs from the translation; it is left as it is", o.Entry.PrincipalARN, MappingTag)}
@@ -383,19 +388,20 @@ func (p *planner) planEntry(d Desired, at []int) (int, bool) {
 	return keep, true
 }
 
-// create plans a StepCreate or StepRecreate (of the entry of old) of want,
-// and the association of its policies.
+// create plans a StepCreate of want, or a StepRecreate of the entry of
+// old as want, and the association of its policies. A recreated entry
+// keeps the ARN EKS holds (which PrincipalKey, and Diff, call the same as
+// want's): another entry of ours may hold want's exact ARN, to be deleted.
 func (p *planner) create(mapping string, kind StepKind, want Entry, old string) {
 	e := want
 	e.Policies = nil
 	e.KubernetesGroups = slices.Clone(want.KubernetesGroups)
-	arn := want.PrincipalARN
 	if kind == StepRecreate {
-		arn = old
+		e.PrincipalARN = old
 	}
-	p.add(Step{Kind: kind, PrincipalARN: arn, Mapping: mapping, Entry: e})
+	p.add(Step{Kind: kind, PrincipalARN: e.PrincipalARN, Mapping: mapping, Entry: e})
 	for _, pol := range want.Policies {
-		p.add(Step{Kind: StepAssociate, PrincipalARN: want.PrincipalARN, Mapping: mapping, Policy: pol})
+		p.add(Step{Kind: StepAssociate, PrincipalARN: e.PrincipalARN, Mapping: mapping, Policy: pol})
 	}
 }
 
