@@ -17,10 +17,12 @@ func TestRetriesConvergeUnderThrottling(t *testing.T) {
 	t.Parallel()
 	s := newFake(t)
 	c, reg := newClient(t, s, unlimited)
-	const n = 40
+	// Enough creates that, with the SDK's default of 3 attempts, one of
+	// them would meet three refusals in a row (0.35^3 each) and fail.
+	const n = 150
 	var principals []string
 	for i := range n {
-		principals = append(principals, fmt.Sprintf("arn:aws:iam::%s:role/app%02d", account, i))
+		principals = append(principals, fmt.Sprintf("arn:aws:iam::%s:role/app%03d", account, i))
 	}
 	if err := s.SeedPrincipals(principals...); err != nil {
 		t.Fatal(err)
