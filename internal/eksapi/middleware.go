@@ -3,6 +3,7 @@ package eksapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,7 +75,16 @@ func perAttempt(limiter *rate.Limiter, m apiMetrics) func(*middleware.Stack) err
 	return func(s *middleware.Stack) error {
 		limit := middleware.FinalizeMiddlewareFunc("RateLimit", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			if err := limiter.Wait(ctx); err != nil {
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+				// Wait fails only because of ctx: done, or with a deadline
+				// before the next token, which Wait refuses at once to wait
+				// for. Either way it is reported as the SDK reports a
+				// deadline met in flight: errors.Is finds the context error,
+				// and the retryer does not retry it.
+				cause := ctx.Err()
+				if cause == nil {
+					cause = context.DeadlineExceeded
+				}
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, &smithy.CanceledError{Err: fmt.Errorf("%w (%w)", cause, err)}
 			}
 			return next.HandleFinalize(ctx, in)
 		})

@@ -85,8 +85,8 @@ func TestRateLimiterHoldsCallsBeyondTheBurst(t *testing.T) {
 
 	short, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, err := c.AuthenticationMode(short); err == nil {
-		t.Error("the call after the burst went through at once")
+	if _, err := c.AuthenticationMode(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the call after the burst = %v, want the context's deadline error", err)
 	}
 	if got := s.Calls().Total("DescribeCluster"); got != burst {
 		t.Errorf("the fake saw %d DescribeCluster, want %d: the limiter let one through", got, burst)
@@ -125,8 +125,8 @@ func TestRateLimiterHoldsRetries(t *testing.T) {
 	s.SetFault("DescribeCluster", awsfake.Fault{ThrottleRate: 1})
 	short, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, err := c.AuthenticationMode(short); err == nil {
-		t.Fatal("AuthenticationMode succeeded though EKS throttles every call")
+	if _, err := c.AuthenticationMode(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AuthenticationMode() = %v, want the context's deadline error", err)
 	}
 	if got := s.Calls().Total("DescribeCluster"); got != 1 {
 		t.Errorf("the fake saw %d DescribeCluster, want 1: a retry went by the limiter", got)
