@@ -25,13 +25,18 @@ import (
 // SDK's default of 3 gives up too early when EKS throttles a burst of
 // writes (a resync after an outage); every attempt still waits on the rate
 // limiter and on the caller's context.
+//
+// The standard retryer's retry quota stays: once an outage has used it up,
+// calls fail at once instead of piling retries onto the API, and the
+// controllers' requeue backoff takes over.
 const maxAttempts = 8
 
 // Options configures a Client.
 type Options struct {
 	// ClusterName is the EKS cluster whose access entries the client drives.
 	ClusterName string
-	// RateLimit bounds the calls made to EKS and IAM together.
+	// RateLimit bounds the attempts made to EKS and IAM together, retries
+	// included. It is required: a QPS above 0 and a burst of at least 1.
 	RateLimit RateLimit
 	// Registerer is where the client's metrics are registered; nil is
 	// controller-runtime's registry, which the operator's /metrics serves.
