@@ -42,11 +42,13 @@ type Options struct {
 	// controller-runtime's registry, which the operator's /metrics serves.
 	Registerer prometheus.Registerer
 
-	// loadOptions are applied after the SDK's defaults. Tests use them to
-	// point a client at the fake with its own region, credentials and
-	// endpoint, since the AWS_* environment variables are process-wide and
-	// would stop tests from running in parallel.
-	loadOptions []func(*config.LoadOptions) error
+	// LoadOptions are applied after the SDK's defaults. The operator sets
+	// none; tests use them to point a client at the fake with its own
+	// region, credentials and endpoint, since the AWS_* environment
+	// variables are process-wide and would stop tests from running in
+	// parallel. Exported for the tests of other packages (the envtest
+	// suite), which build the client the operator builds.
+	LoadOptions []func(*config.LoadOptions) error
 	// maxBackoff caps the retryer's backoff between attempts; zero is the
 	// SDK's default (20s). Tests shorten it so that retries take
 	// milliseconds.
@@ -97,7 +99,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 				}
 			})
 		}),
-	}, o.loadOptions...)
+	}, o.LoadOptions...)
 	cfg, err := config.LoadDefaultConfig(ctx, loadOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("eksapi: loading the AWS configuration: %w", err)

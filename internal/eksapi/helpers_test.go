@@ -53,7 +53,7 @@ func newClient(t *testing.T, s *awsfake.Server, limit RateLimit) (*Client, *prom
 		ClusterName: clusterName,
 		RateLimit:   limit,
 		Registerer:  reg,
-		loadOptions: fakeConfig(s),
+		LoadOptions: fakeConfig(s),
 		maxBackoff:  5 * time.Millisecond,
 	})
 	if err != nil {
