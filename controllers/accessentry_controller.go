@@ -1,0 +1,392 @@
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
+)
+
+// accessEntryKey is the one key of the access entry reconciler: every pass
+// plans all entries of the cluster together, as the guards measure the
+// plan as a whole.
+var accessEntryKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "eks-access-entries"}}
+
+// afterChange is how soon a pass that changed entries comes back: what it
+// did is only known once EKS is read again, and the mappings' outcome
+// should not wait a whole resync for it.
+const afterChange = time.Second
+
+// AccessEntryReconciler keeps the EKS access entries of one cluster equal
+// to the translation of every IAMIdentityMapping. It is a controller of its
+// own, beside the aws-auth one, so that healing aws-auth never waits on an
+// EKS call (throttled, slow, or failing with backoff).
+//
+// It runs with one worker on one key and keeps state between passes that
+// is right only with one worker: the cluster's authentication mode and the
+// entries it last described, so that a pass in between two full resyncs
+// costs ceil(N/100) list calls and a describe of each entry that is new.
+type AccessEntryReconciler struct {
+	// Client reads mappings from the cache.
+	Client client.Client
+	// APIReader reads the CRD, as the aws-auth reconciler does.
+	APIReader client.Reader
+	// Cache serves the mapping watch.
+	Cache cache.Cache
+	EKS   *eksapi.Client
+	// Resync is how often the entries are listed without a mapping event,
+	// which is how entries changed out of band are found.
+	Resync time.Duration
+	// FullResync is how often the mode is read again and every entry is
+	// described again, which is how an entry changed in place is found.
+	FullResync time.Duration
+	// MaxRemovedShare is the largest share of the operator's entries one
+	// pass may delete (see accessentry.Guards).
+	MaxRemovedShare float64
+
+	controller       controller.Controller
+	watchingMappings bool
+	// mode is the authentication mode as last read, at fullAt.
+	mode   string
+	fullAt time.Time
+	// described are the entries as last described, by principal key. An
+	// entry a step touched is dropped, so that the next pass describes it.
+	described map[string]eksapi.Entry
+
+	mu   sync.Mutex
+	last *accessEntryOutcome
+}
+
+// accessEntryOutcome is what one pass made of the mappings.
+type accessEntryOutcome struct {
+	// accepting is false when the cluster's mode takes no access entries
+	// (CONFIG_MAP); nothing else is set then.
+	accepting bool
+	mode      string
+	sync      accessentry.Sync
+	desired   map[string]accessentry.Desired
+}
+
+// SetupWithManager registers the reconciler. Like the aws-auth reconciler,
+// it watches mappings only once their CRD is usable, so that a missing CRD
+// does not keep the manager from starting; the first pass is queued at
+// start, and each pass queues the next after Resync.
+func (r *AccessEntryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Resync <= 0 || r.FullResync < r.Resync {
+		return fmt.Errorf("the access entry resync (%v) must be positive and the full resync (%v) no shorter", r.Resync, r.FullResync)
+	}
+	start := source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		q.Add(accessEntryKey)
+		return nil
+	})
+	var err error
+	r.controller, err = ctrl.NewControllerManagedBy(mgr).
+		Named("eks-access-entries").
+		// One worker: see AccessEntryReconciler.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		WatchesRawSource(start).
+		Build(r)
+	if err != nil {
+		return err
+	}
+	if why, err := crdUnusable(ctx, r.APIReader); err != nil || why != "" {
+		return nil
+	}
+	return r.watchMappings()
+}
+
+func (r *AccessEntryReconciler) watchMappings() error {
+	if r.watchingMappings {
+		return nil
+	}
+	toKey := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{accessEntryKey}
+	})
+	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}), toKey, predicate.GenerationChangedPredicate{}))
+	r.watchingMappings = err == nil
+	return err
+}
+
+// Reconcile runs one pass: observe (the mode, then the entries), translate
+// every mapping, plan (accessentry.Plan, pure, with the lock-out guards),
+// execute the steps in order, and publish the outcome. It stops at the
+// first failed step and returns its error, for the queue's backoff: the
+// steps are ordered so that stopping anywhere leaves nobody locked out.
+func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	full := r.fullAt.IsZero() || time.Since(r.fullAt) >= r.FullResync
+	if full {
+		mode, err := r.EKS.AuthenticationMode(ctx)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("reading the cluster's authentication mode: %w", err)
+		}
+		if !acceptsEntries(mode) && mode != r.mode {
+			// Once per change of mode, not every pass.
+			log.Info("The cluster does not accept access entries; leaving them alone until its authentication mode changes", "authenticationMode", mode)
+		}
+		r.mode, r.fullAt, r.described = mode, time.Now(), nil
+	}
+	if !acceptsEntries(r.mode) {
+		r.publish(&accessEntryOutcome{mode: r.mode})
+		return ctrl.Result{RequeueAfter: r.Resync}, nil
+	}
+
+	observed, err := r.observe(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	desired, held, err := r.translate(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := accessentry.Plan(desired, observed, accessentry.Guards{MaxRemovedShare: r.MaxRemovedShare, Held: held})
+	if plan.Refusal != nil {
+		log.Info("Access entry changes held back", "reason", plan.Refusal.Reason, "message", plan.Refusal.Message, "held", len(plan.Held))
+	}
+	byName := make(map[string]accessentry.Desired, len(desired))
+	for _, d := range desired {
+		byName[d.Name] = d
+	}
+	r.publish(&accessEntryOutcome{accepting: true, mode: r.mode, sync: plan, desired: byName})
+
+	done, again, err := r.execute(ctx, plan.Steps)
+	if done > 0 {
+		log.Info("Access entries changed", "steps", done, "planned", len(plan.Steps))
+	}
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case done > 0 || again:
+		return ctrl.Result{RequeueAfter: min(afterChange, r.Resync)}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// acceptsEntries says whether a cluster of this authentication mode uses
+// access entries. An empty mode is a cluster from before access entries,
+// which is CONFIG_MAP.
+func acceptsEntries(mode string) bool {
+	return mode == "API" || mode == "API_AND_CONFIG_MAP"
+}
+
+// observe lists the entries and describes those not described yet; an
+// entry gone from the list is forgotten.
+func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Observed, error) {
+	arns, err := r.EKS.ListEntries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the access entries: %w", err)
+	}
+	if r.described == nil {
+		r.described = map[string]eksapi.Entry{}
+	}
+	listed := make(map[string]bool, len(arns))
+	for _, arn := range arns {
+		k := accessentry.PrincipalKey(arn)
+		listed[k] = true
+		if _, ok := r.described[k]; ok {
+			continue
+		}
+		e, err := r.EKS.DescribeEntry(ctx, arn)
+		switch {
+		case eksapi.IsNotFound(err):
+			// Deleted since the list: as if not listed.
+			delete(listed, k)
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("describing the access entry of %s: %w", arn, err)
+		}
+		r.described[k] = e
+	}
+	maps.DeleteFunc(r.described, func(k string, _ eksapi.Entry) bool { return !listed[k] })
+	observed := make([]accessentry.Observed, 0, len(r.described))
+	for _, k := range slices.Sorted(maps.Keys(r.described)) {
+		observed = append(observed, observedOf(r.described[k]))
+	}
+	return observed, nil
+}
+
+// observedOf is an entry as EKS returned it, in the planner's terms.
+func observedOf(e eksapi.Entry) accessentry.Observed {
+	entry := accessentry.Entry{
+		PrincipalARN:     e.PrincipalARN,
+		Type:             iamv1alpha1.AccessEntryType(e.Type),
+		Username:         e.Username,
+		KubernetesGroups: slices.Compact(slices.Sorted(slices.Values(e.Groups))),
+	}
+	for _, p := range e.Policies {
+		var namespaces []string
+		if p.Scope.Type == eksapi.ScopeNamespace {
+			namespaces = slices.Compact(slices.Sorted(slices.Values(p.Scope.Namespaces)))
+		}
+		entry.Policies = append(entry.Policies, accessentry.Policy{ARN: p.PolicyARN, Namespaces: namespaces})
+	}
+	slices.SortFunc(entry.Policies, func(a, b accessentry.Policy) int { return cmp.Compare(a.ARN, b.ARN) })
+	return accessentry.Observed{Entry: entry, Tags: maps.Clone(e.Tags)}
+}
+
+// translate is every mapping's Desired. A mapping being deleted has none,
+// so that its entry goes (unless a guard holds it). While the CRD is
+// unusable no mapping can be read, and held holds the whole pass.
+func (r *AccessEntryReconciler) translate(ctx context.Context) ([]accessentry.Desired, *awsauth.Refusal, error) {
+	why, err := crdUnusable(ctx, r.APIReader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if why != "" {
+		return nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil
+	}
+	if err := r.watchMappings(); err != nil {
+		return nil, nil, err
+	}
+	var list iamv1alpha1.IAMIdentityMappingList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
+	}
+	var desired []accessentry.Desired
+	for i := range list.Items {
+		if m := &list.Items[i]; m.DeletionTimestamp.IsZero() {
+			desired = append(desired, r.desiredOf(ctx, m))
+		}
+	}
+	return desired, nil, nil
+}
+
+// desiredOf translates one mapping, asking IAM for the ARN of a role
+// written without its path.
+func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping) accessentry.Desired {
+	d := accessentry.Desired{Name: m.Name, UID: string(m.UID), Created: m.CreationTimestamp.Time}
+	in := accessentry.InputFrom(m)
+	t, err := accessentry.Translate(in)
+	if err == nil && t.ResolveRole != "" {
+		arn, resolveErr := r.EKS.RoleARN(ctx, t.ResolveRole)
+		switch {
+		case eksapi.IsNotFound(resolveErr):
+			d.Kind, d.Err = accessentry.DesiredPrincipalNotFound, fmt.Errorf("IAM has no role %s", t.ResolveRole)
+			return d
+		case resolveErr != nil:
+			// Not knowing the ARN is no reason to delete the entry.
+			d.Kind, d.Err = accessentry.DesiredPending, resolveErr
+			return d
+		}
+		in.ResolvedARN = arn
+		t, err = accessentry.Translate(in)
+	}
+	if err != nil {
+		// Not representable, or refused as aws-auth refuses it: no entry.
+		d.Kind, d.Err = accessentry.DesiredNotRepresentable, err
+		return d
+	}
+	d.Kind, d.Entry = accessentry.DesiredEntry, t.Entry
+	return d
+}
+
+// execute runs the steps in order and stops at the first that fails. done
+// counts the steps that ran; again says a create found its entry existing
+// already (someone made it since the list), which the next pass observes.
+// Every entry a step touched is described again by the next pass.
+func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step) (done int, again bool, err error) {
+	for _, st := range steps {
+		k := accessentry.PrincipalKey(st.PrincipalARN)
+		err := r.run(ctx, st)
+		delete(r.described, k)
+		switch {
+		case err == nil:
+			done++
+		case (st.Kind == accessentry.StepCreate || st.Kind == accessentry.StepRecreate) && eksapi.IsConflict(err):
+			return done, true, nil
+		default:
+			return done, false, fmt.Errorf("%s of the access entry of %s (mapping %s): %w", st.Kind, st.PrincipalARN, st.Mapping, err)
+		}
+	}
+	return done, false, nil
+}
+
+// run makes the calls of one step.
+func (r *AccessEntryReconciler) run(ctx context.Context, st accessentry.Step) error {
+	switch st.Kind {
+	case accessentry.StepTag:
+		e, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		if !ok {
+			return errors.New("the entry to tag was not described")
+		}
+		return r.EKS.TagEntry(ctx, e.ARN, map[string]string{accessentry.MappingTag: st.Mapping})
+	case accessentry.StepRecreate:
+		if err := r.EKS.DeleteEntry(ctx, st.PrincipalARN); err != nil && !eksapi.IsNotFound(err) {
+			return err
+		}
+		return r.create(ctx, st)
+	case accessentry.StepCreate:
+		return r.create(ctx, st)
+	case accessentry.StepUpdate:
+		return r.EKS.UpdateEntry(ctx, st.PrincipalARN, st.Entry.Username, st.Entry.KubernetesGroups)
+	case accessentry.StepAssociate:
+		scope := eksapi.Scope{Type: eksapi.ScopeCluster}
+		if len(st.Policy.Namespaces) > 0 {
+			scope = eksapi.Scope{Type: eksapi.ScopeNamespace, Namespaces: st.Policy.Namespaces}
+		}
+		return r.EKS.AssociatePolicy(ctx, st.PrincipalARN, st.Policy.ARN, scope)
+	case accessentry.StepDisassociate:
+		err := r.EKS.DisassociatePolicy(ctx, st.PrincipalARN, st.Policy.ARN)
+		if eksapi.IsNotFound(err) {
+			return nil
+		}
+		return err
+	case accessentry.StepDelete:
+		err := r.EKS.DeleteEntry(ctx, st.PrincipalARN)
+		if eksapi.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	return fmt.Errorf("unknown step %q", st.Kind)
+}
+
+func (r *AccessEntryReconciler) create(ctx context.Context, st accessentry.Step) error {
+	_, err := r.EKS.CreateEntry(ctx, eksapi.Entry{
+		PrincipalARN: st.Entry.PrincipalARN,
+		Type:         string(st.Entry.Type),
+		Username:     st.Entry.Username,
+		Groups:       st.Entry.KubernetesGroups,
+		Tags:         map[string]string{accessentry.MappingTag: st.Mapping},
+	})
+	return err
+}
+
+func (r *AccessEntryReconciler) publish(o *accessEntryOutcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = o
+}
+
+// LastSync is the plan of the last pass, and false before the first pass
+// planned or while the cluster does not accept access entries. It is for
+// tests and diagnostics; the mappings' status is written from the same.
+func (r *AccessEntryReconciler) LastSync() (accessentry.Sync, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil || !r.last.accepting {
+		return accessentry.Sync{}, false
+	}
+	return r.last.sync, true
+}
