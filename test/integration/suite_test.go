@@ -126,6 +126,14 @@ func runOperator(t *testing.T, mode managed.Mode) *operator {
 // runOperatorAs runs the operator with the identity of restConfig.
 func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *operator {
 	t.Helper()
+	return runOperatorWith(t, restConfig, mode, nil)
+}
+
+// runOperatorWith runs the operator with the identity of restConfig, with
+// more controllers set up by setup (when not nil) on the same manager, as
+// main.go sets up the access entry controller.
+func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, setup func(ctrl.Manager) error) *operator {
+	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
@@ -148,6 +156,11 @@ func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *op
 		BackupNamespace: operatorNamespace,
 	}).SetupWithManager(context.Background(), mgr); err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		if err := setup(mgr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/awsfake"
+)
+
+const (
+	eksCluster = "dev"
+	// accessEntryResync is short so that a resync is quick to see; the
+	// bounds below are a few resyncs, with room for a shared machine.
+	accessEntryResync = 200 * time.Millisecond
+	withinResyncs     = 5 * time.Second
+)
+
+// The principals of the access entry tests, as IAM holds them. The admins'
+// mapping names the role without its path, as aws-auth must, so the
+// operator has to ask IAM for the ARN EKS matches.
+const (
+	adminsRole     = "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/teams/admins"
+	adminsAsMapped = "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/admins"
+	nodesRole      = "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/nodes"
+	aliceUser      = "arn:aws:iam::" + awsfake.DefaultAccountID + ":user/alice"
+	creatorRole    = "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/creator"
+)
+
+// startAccessEntryOperator starts a fake EKS and IAM with cluster "dev",
+// and the operator with its access entry controller pointed at the fake,
+// as --eks-cluster-name=dev would run it.
+func startAccessEntryOperator(t *testing.T) (*awsfake.Server, *controllers.AccessEntryReconciler) {
+	t.Helper()
+	fake := awsfake.New()
+	t.Cleanup(fake.Close)
+	if _, err := fake.SeedCluster(awsfake.Cluster{Name: eksCluster}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.SeedPrincipals(adminsRole, nodesRole, aliceUser, creatorRole); err != nil {
+		t.Fatal(err)
+	}
+	eks, err := eksapi.New(context.Background(), eksapi.Options{
+		ClusterName: eksCluster,
+		RateLimit:   eksapi.RateLimit{QPS: 1000, Burst: 1000},
+		Registerer:  prometheus.NewRegistry(),
+		LoadOptions: []func(*config.LoadOptions) error{
+			config.WithRegion(awsfake.DefaultRegion),
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
+			config.WithBaseEndpoint(fake.URL()),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &controllers.AccessEntryReconciler{EKS: eks, Resync: accessEntryResync, FullResync: 10 * accessEntryResync, MaxRemovedShare: 0.5}
+	resetCluster(t)
+	runOperatorWith(t, cfg, managed.Immutable, func(mgr ctrl.Manager) error {
+		r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
+		return r.SetupWithManager(context.Background(), mgr)
+	})
+	return fake, r
+}
+
+// seedCreator gives the cluster the entry EKS makes for its creator:
+// untagged, with the cluster admin policy on the whole cluster.
+func seedCreator(t *testing.T, fake *awsfake.Server) awsfake.AccessEntry {
+	t.Helper()
+	e, err := fake.SeedEntry(eksCluster, awsfake.AccessEntry{
+		PrincipalARN: creatorRole,
+		Policies: []awsfake.AssociatedPolicy{{
+			PolicyARN: awsfake.PolicyARN("AmazonEKSClusterAdminPolicy"),
+			Scope:     awsfake.AccessScope{Type: awsfake.ScopeCluster},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// entriesOf is the fake's entries by principal ARN.
+func entriesOf(g Gomega, fake *awsfake.Server) map[string]awsfake.AccessEntry {
+	entries, err := fake.Snapshot(eksCluster)
+	g.Expect(err).NotTo(HaveOccurred())
+	out := map[string]awsfake.AccessEntry{}
+	for _, e := range entries {
+		out[e.PrincipalARN] = e
+	}
+	return out
+}
+
+var clusterAdmin = []awsfake.AssociatedPolicy{{PolicyARN: awsfake.PolicyARN("AmazonEKSClusterAdminPolicy"), Scope: awsfake.AccessScope{Type: awsfake.ScopeCluster}}}
+
+// expectTranslated checks that the fake holds the entries of the three
+// mappings of TestAccessEntriesFollowMappings, tagged as ours.
+func expectTranslated(g Gomega, fake *awsfake.Server) {
+	entries := entriesOf(g, fake)
+	admins, ok := entries[adminsRole]
+	g.Expect(ok).To(BeTrue(), "no entry of %s", adminsRole)
+	g.Expect(admins.Tags).To(HaveKeyWithValue(accessentry.MappingTag, "admins"))
+	g.Expect(admins.Type).To(Equal(awsfake.TypeStandard))
+	g.Expect(admins.Username).To(Equal("admin"))
+	g.Expect(admins.KubernetesGroups).To(ConsistOf("ops"))
+	g.Expect(admins.Policies).To(HaveLen(1))
+	g.Expect(admins.Policies[0].PolicyARN).To(Equal(clusterAdmin[0].PolicyARN))
+	g.Expect(admins.Policies[0].Scope.Type).To(Equal(awsfake.ScopeCluster))
+
+	nodes, ok := entries[nodesRole]
+	g.Expect(ok).To(BeTrue(), "no entry of %s", nodesRole)
+	g.Expect(nodes.Tags).To(HaveKeyWithValue(accessentry.MappingTag, "nodes"))
+	g.Expect(nodes.Type).To(Equal("EC2_LINUX"))
+
+	alice, ok := entries[aliceUser]
+	g.Expect(ok).To(BeTrue(), "no entry of %s", aliceUser)
+	g.Expect(alice.Tags).To(HaveKeyWithValue(accessentry.MappingTag, "alice"))
+	g.Expect(alice.Username).To(Equal("alice"))
+	g.Expect(alice.KubernetesGroups).To(ConsistOf("dev-team"))
+	g.Expect(alice.Policies).To(BeEmpty())
+}
+
+// The mappings' access entries appear, tagged, with the cluster admin
+// policy for system:masters; one deleted out of band is back within a few
+// resyncs; the creator's untagged entry is never touched.
+func TestAccessEntriesFollowMappings(t *testing.T) {
+	g := NewWithT(t)
+	fake, _ := startAccessEntryOperator(t)
+	creator := seedCreator(t, fake)
+	create(t,
+		mapping("admins", withARN(adminsAsMapped), withUsername("admin"), withGroups("system:masters", "ops")),
+		mapping("nodes", withARN(nodesRole), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")),
+		mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")),
+	)
+	g.Eventually(func(g Gomega) { expectTranslated(g, fake) }).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	g.Expect(fake.DeleteEntry(eksCluster, aliceUser)).To(Succeed())
+	g.Eventually(func(g Gomega) { expectTranslated(g, fake) }).WithTimeout(withinResyncs).WithPolling(interval).Should(Succeed())
+
+	// Several resyncs and a full one: the creator's entry is as seeded.
+	g.Consistently(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)[creatorRole]).To(Equal(creator))
+	}).WithTimeout(15 * accessEntryResync).WithPolling(interval).Should(Succeed())
+}
+
+// Deleting the last mapping with cluster admin, when no other entry of the
+// cluster has it (the creator's was removed), is held: the entry stays.
+func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
+	g := NewWithT(t)
+	fake, r := startAccessEntryOperator(t)
+	admins := mapping("admins", withARN(adminsAsMapped), withUsername("admin"), withGroups("system:masters"))
+	create(t, admins, mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")))
+	g.Eventually(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)).To(HaveKey(adminsRole))
+		g.Expect(entriesOf(g, fake)).To(HaveKey(aliceUser))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	g.Expect(k.Delete(context.Background(), admins)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		sync, ok := r.LastSync()
+		g.Expect(ok).To(BeTrue())
+		g.Expect(sync.Refusal).NotTo(BeNil())
+		g.Expect(sync.Refusal.Reason).To(Equal(accessentry.RefusedClusterAdmin))
+		g.Expect(sync.Held).To(ContainElement(HaveField("Step.PrincipalARN", adminsRole)))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		e, ok := entriesOf(g, fake)[adminsRole]
+		g.Expect(ok).To(BeTrue())
+		g.Expect(e.Policies).To(HaveLen(1))
+	}).WithTimeout(10 * accessEntryResync).WithPolling(interval).Should(Succeed())
+}
