@@ -156,11 +156,18 @@ func (o *operator) run() error {
 	r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
 	r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
 	ctx := ctrl.SetupSignalHandler()
+	// Made before the aws-auth controller, whose status controller shows
+	// its outcome too; set up after it.
+	if r.AccessEntries, err = o.accessEntries(ctx, mgr, r); err != nil {
+		return err
+	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
 	}
-	if err := o.setupAccessEntries(ctx, mgr, r); err != nil {
-		return err
+	if r.AccessEntries != nil {
+		if err := r.AccessEntries.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up the access entry controller: %w", err)
+		}
 	}
 	if err := mgr.Add(&controllers.ProtectionReport{Reader: mgr.GetAPIReader(), Shipped: shipped, Interval: o.protectionInterval}); err != nil {
 		return err
@@ -182,23 +189,19 @@ func (o *operator) run() error {
 // every other tool; a resync after an outage must not take all of it.
 var eksRateLimit = eksapi.RateLimit{QPS: 5, Burst: 10}
 
-// setupAccessEntries adds the access entry controller when a cluster is
-// named. Without one no AWS client is made at all: the operator is the
+// accessEntries is the access entry controller when a cluster is named,
+// else nil. Without one no AWS client is made at all: the operator is the
 // aws-auth operator it always was, needing no AWS credentials.
-func (o *operator) setupAccessEntries(ctx context.Context, mgr ctrl.Manager, r *controllers.AWSAuthReconciler) error {
+func (o *operator) accessEntries(ctx context.Context, mgr ctrl.Manager, r *controllers.AWSAuthReconciler) (*controllers.AccessEntryReconciler, error) {
 	if o.eksClusterName == "" {
-		return nil
+		return nil, nil
 	}
 	eks, err := eksapi.New(ctx, eksapi.Options{ClusterName: o.eksClusterName, RateLimit: eksRateLimit})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a := &controllers.AccessEntryReconciler{
+	return &controllers.AccessEntryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), EKS: eks,
 		Resync: o.accessEntryResync, FullResync: o.accessEntryFullResync, MaxRemovedShare: r.MaxRemovedShare,
-	}
-	if err := a.SetupWithManager(ctx, mgr); err != nil {
-		return fmt.Errorf("setting up the access entry controller: %w", err)
-	}
-	return nil
+	}, nil
 }

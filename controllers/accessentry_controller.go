@@ -74,11 +74,15 @@ type AccessEntryReconciler struct {
 	// entry a step touched is dropped, so that the next pass describes it.
 	described map[string]eksapi.Entry
 
+	// mu guards last and queue, which the status reconciler reads.
 	mu   sync.Mutex
 	last *accessEntryOutcome
+	// queue is the status reconciler's, once it started (statusSource).
+	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
 }
 
-// accessEntryOutcome is what one pass made of the mappings.
+// accessEntryOutcome is what one pass made of the mappings: what their
+// AccessEntrySynced condition and status.accessEntry are written from.
 type accessEntryOutcome struct {
 	// accepting is false when the cluster's mode takes no access entries
 	// (CONFIG_MAP); nothing else is set then.
@@ -86,6 +90,23 @@ type accessEntryOutcome struct {
 	mode      string
 	sync      accessentry.Sync
 	desired   map[string]accessentry.Desired
+	// listed are the mappings the pass translated, by name.
+	listed map[string]listedMapping
+	// keys tell, by mapping, whether two outcomes give it another status.
+	keys map[string]string
+}
+
+// newAccessEntryOutcome is the outcome of a pass that planned plan for
+// desired, translated from the mappings listed.
+func newAccessEntryOutcome(mode string, desired []accessentry.Desired, listed map[string]listedMapping, plan accessentry.Sync) *accessEntryOutcome {
+	o := &accessEntryOutcome{accepting: true, mode: mode, sync: plan, listed: listed,
+		desired: make(map[string]accessentry.Desired, len(desired)), keys: make(map[string]string, len(desired))}
+	for _, d := range desired {
+		o.desired[d.Name] = d
+		out := plan.Outcomes[d.Name]
+		o.keys[d.Name] = fmt.Sprintf("%d|%s|%s|%v|%s|%s|%s", listed[d.Name].generation, d.UID, d.Kind, d.Err, d.Entry.Status(), out.State, out.Message)
+	}
+	return o
 }
 
 // SetupWithManager registers the reconciler. Like the aws-auth reconciler,
@@ -156,7 +177,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired, held, err := r.translate(ctx)
+	desired, listed, held, err := r.translate(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -164,11 +185,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if plan.Refusal != nil {
 		log.Info("Access entry changes held back", "reason", plan.Refusal.Reason, "message", plan.Refusal.Message, "held", len(plan.Held))
 	}
-	byName := make(map[string]accessentry.Desired, len(desired))
-	for _, d := range desired {
-		byName[d.Name] = d
-	}
-	r.publish(&accessEntryOutcome{accepting: true, mode: r.mode, sync: plan, desired: byName})
+	r.publish(newAccessEntryOutcome(r.mode, desired, listed, plan))
 
 	done, again, err := r.execute(ctx, plan.Steps)
 	if done > 0 {
@@ -245,31 +262,35 @@ func observedOf(e eksapi.Entry) accessentry.Observed {
 	return accessentry.Observed{Entry: entry, Tags: maps.Clone(e.Tags)}
 }
 
-// translate is every mapping's Desired. A mapping being deleted has none,
-// so that its entry goes (unless a guard holds it). While the CRD is
-// unusable no mapping can be read, and held holds the whole pass.
-func (r *AccessEntryReconciler) translate(ctx context.Context) ([]accessentry.Desired, *awsauth.Refusal, error) {
+// translate is every mapping's Desired, and the mappings it was made of.
+// A mapping being deleted has none, so that its entry goes (unless a guard
+// holds it). While the CRD is unusable no mapping can be read, and held
+// holds the whole pass.
+func (r *AccessEntryReconciler) translate(ctx context.Context) ([]accessentry.Desired, map[string]listedMapping, *awsauth.Refusal, error) {
 	why, err := crdUnusable(ctx, r.APIReader)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if why != "" {
-		return nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil
+		return nil, nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil
 	}
 	if err := r.watchMappings(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var list iamv1alpha1.IAMIdentityMappingList
 	if err := r.Client.List(ctx, &list); err != nil {
-		return nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
 	}
 	var desired []accessentry.Desired
+	listed := make(map[string]listedMapping, len(list.Items))
 	for i := range list.Items {
-		if m := &list.Items[i]; m.DeletionTimestamp.IsZero() {
+		m := &list.Items[i]
+		listed[m.Name] = listedMapping{uid: m.UID, generation: m.Generation, deleting: !m.DeletionTimestamp.IsZero()}
+		if m.DeletionTimestamp.IsZero() {
 			desired = append(desired, r.desiredOf(ctx, m))
 		}
 	}
-	return desired, nil, nil
+	return desired, listed, nil, nil
 }
 
 // desiredOf translates one mapping, asking IAM for the ARN of a role
@@ -373,10 +394,65 @@ func (r *AccessEntryReconciler) create(ctx context.Context, st accessentry.Step)
 	return err
 }
 
+// publish makes o the outcome the status reconciler writes from, and
+// queues the mappings whose status it may change: those whose key changed,
+// and all of them when the cluster's mode did.
 func (r *AccessEntryReconciler) publish(o *accessEntryOutcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	prev := r.last
 	r.last = o
+	if r.queue == nil {
+		return
+	}
+	names := map[string]bool{}
+	switch {
+	case prev == nil || prev.accepting != o.accepting:
+		for name := range o.listed {
+			names[name] = true
+		}
+		if prev != nil {
+			for name := range prev.listed {
+				names[name] = true
+			}
+		}
+	default:
+		for name, key := range o.keys {
+			names[name] = prev.keys[name] != key
+		}
+		for name := range prev.keys {
+			if _, ok := o.keys[name]; !ok {
+				names[name] = true
+			}
+		}
+	}
+	for name, changed := range names {
+		if changed {
+			r.queue.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
+		}
+	}
+}
+
+// statusSource gives the status reconciler's queue to publish.
+func (r *AccessEntryReconciler) statusSource() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.queue = q
+		if r.last != nil {
+			for name := range r.last.listed {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
+			}
+		}
+		return nil
+	})
+}
+
+// outcome is the last published outcome, nil before the first pass.
+func (r *AccessEntryReconciler) outcome() *accessEntryOutcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // LastSync is the plan of the last pass, and false before the first pass

@@ -27,6 +27,9 @@ type MappingStatusReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	outcomes *outcomes
+	// accessEntries is the access entry target, nil when it is off: then
+	// the status is aws-auth's alone, as it always was.
+	accessEntries *AccessEntryReconciler
 }
 
 // Reconcile brings one mapping's finalizer and status to the last outcome.
@@ -61,6 +64,9 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	status, ok := statusOf(m, o)
+	if ok && r.accessEntries != nil && m.DeletionTimestamp.IsZero() {
+		withAccessEntry(m, &status, r.accessEntries.outcome())
+	}
 	if !ok || equality.Semantic.DeepEqual(m.Status, status) {
 		return ctrl.Result{}, nil
 	}

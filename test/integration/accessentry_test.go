@@ -9,8 +9,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
@@ -65,10 +68,7 @@ func startAccessEntryOperator(t *testing.T) (*awsfake.Server, *controllers.Acces
 	}
 	r := &controllers.AccessEntryReconciler{EKS: eks, Resync: accessEntryResync, FullResync: 10 * accessEntryResync, MaxRemovedShare: 0.5}
 	resetCluster(t)
-	runOperatorWith(t, cfg, managed.Immutable, func(mgr ctrl.Manager) error {
-		r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
-		return r.SetupWithManager(context.Background(), mgr)
-	})
+	runOperatorWith(t, cfg, managed.Immutable, r)
 	return fake, r
 }
 
@@ -142,6 +142,18 @@ func TestAccessEntriesFollowMappings(t *testing.T) {
 		mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")),
 	)
 	g.Eventually(func(g Gomega) { expectTranslated(g, fake) }).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, name := range []string{"admins", "nodes", "alice"} {
+			m := getMapping(g, name)
+			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, iamv1alpha1.ConditionAccessEntrySynced)).To(BeTrue(), "%s: %v", name, m.Status.Conditions)
+			g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, iamv1alpha1.ConditionReady)).To(BeTrue(), "%s: %v", name, m.Status.Conditions)
+			g.Expect(m.Status.AccessEntry).NotTo(BeNil())
+		}
+		admins := getMapping(g, "admins").Status.AccessEntry
+		// The ARN EKS matches, path included, not the one aws-auth holds.
+		g.Expect(admins.PrincipalARN).To(Equal(adminsRole))
+		g.Expect(admins.Policies).To(ConsistOf(iamv1alpha1.AccessPolicyStatus{PolicyARN: clusterAdmin[0].PolicyARN, Scope: iamv1alpha1.AccessScopeCluster}))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
 	g.Expect(fake.DeleteEntry(eksCluster, aliceUser)).To(Succeed())
 	g.Eventually(func(g Gomega) { expectTranslated(g, fake) }).WithTimeout(withinResyncs).WithPolling(interval).Should(Succeed())
@@ -177,4 +189,42 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 		g.Expect(ok).To(BeTrue())
 		g.Expect(e.Policies).To(HaveLen(1))
 	}).WithTimeout(10 * accessEntryResync).WithPolling(interval).Should(Succeed())
+}
+
+// A mapping with no access entry form, or naming a role IAM does not have,
+// says so in AccessEntrySynced and is Ready by aws-auth alone, which holds
+// it; a conflict with an entry that is not ours holds Ready back.
+func TestAccessEntryConditions(t *testing.T) {
+	g := NewWithT(t)
+	fake, _ := startAccessEntryOperator(t)
+	// Someone else's entry for alice, with other groups: not ours to change.
+	if _, err := fake.SeedEntry(eksCluster, awsfake.AccessEntry{PrincipalARN: aliceUser, Username: "alice", KubernetesGroups: []string{"other"}}); err != nil {
+		t.Fatal(err)
+	}
+	create(t,
+		mapping("account", withAccount(awsfake.DefaultAccountID)),
+		mapping("ghost", withARN("arn:aws:iam::"+awsfake.DefaultAccountID+":role/ghost"), withUsername("ghost")),
+		mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")),
+	)
+	expect := func(g Gomega, name string, reason string, ready metav1.ConditionStatus) {
+		m := getMapping(g, name)
+		c := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionAccessEntrySynced)
+		g.Expect(c).NotTo(BeNil(), "%s: %v", name, m.Status.Conditions)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse), "%s: %v", name, c)
+		g.Expect(c.Reason).To(Equal(reason), "%s: %v", name, c)
+		g.Expect(readyConditionOf(m)).NotTo(BeNil())
+		g.Expect(readyConditionOf(m).Status).To(Equal(ready), "%s: %v", name, m.Status.Conditions)
+	}
+	g.Eventually(func(g Gomega) {
+		expect(g, "account", iamv1alpha1.ReasonNotRepresentable, metav1.ConditionTrue)
+		expect(g, "ghost", iamv1alpha1.ReasonPrincipalNotFound, metav1.ConditionTrue)
+		expect(g, "alice", iamv1alpha1.ReasonConflict, metav1.ConditionFalse)
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Expect(entriesOf(g, fake)[aliceUser].KubernetesGroups).To(ConsistOf("other"))
+}
+
+func getMapping(g Gomega, name string) *iamv1alpha1.IAMIdentityMapping {
+	m := &iamv1alpha1.IAMIdentityMapping{}
+	g.Expect(k.Get(context.Background(), client.ObjectKey{Name: name}, m)).To(Succeed())
+	return m
 }

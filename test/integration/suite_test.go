@@ -129,10 +129,10 @@ func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *op
 	return runOperatorWith(t, restConfig, mode, nil)
 }
 
-// runOperatorWith runs the operator with the identity of restConfig, with
-// more controllers set up by setup (when not nil) on the same manager, as
-// main.go sets up the access entry controller.
-func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, setup func(ctrl.Manager) error) *operator {
+// runOperatorWith runs the operator with the identity of restConfig and,
+// when accessEntries is not nil, its access entry controller, wired as
+// operator.go wires them with --eks-cluster-name.
+func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, accessEntries *controllers.AccessEntryReconciler) *operator {
 	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
@@ -145,6 +145,9 @@ func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	if accessEntries != nil {
+		accessEntries.Client, accessEntries.APIReader, accessEntries.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
+	}
 	if err := (&controllers.AWSAuthReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
@@ -154,11 +157,12 @@ func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, s
 		BatchDelay:      50 * time.Millisecond,
 		MaxRemovedShare: 0.5,
 		BackupNamespace: operatorNamespace,
+		AccessEntries:   accessEntries,
 	}).SetupWithManager(context.Background(), mgr); err != nil {
 		t.Fatal(err)
 	}
-	if setup != nil {
-		if err := setup(mgr); err != nil {
+	if accessEntries != nil {
+		if err := accessEntries.SetupWithManager(context.Background(), mgr); err != nil {
 			t.Fatal(err)
 		}
 	}

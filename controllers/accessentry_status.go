@@ -1,0 +1,107 @@
+package controllers
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
+)
+
+// accessEntryVerdict is what the access entry target made of one mapping.
+type accessEntryVerdict struct {
+	status          metav1.ConditionStatus
+	reason, message string
+	// entry is status.accessEntry: what the target wrote or will write.
+	entry *iamv1alpha1.AccessEntryStatus
+	// applies is false when the mapping can have no access entry (not
+	// representable, no such principal): then aws-auth alone decides Ready.
+	applies bool
+}
+
+// withAccessEntry adds the AccessEntrySynced condition and
+// status.accessEntry to status, the aws-auth status of m, from the last
+// access entry outcome o, and holds Ready back while the target applies
+// to m and does not hold it: Ready is True only when every target that
+// applies holds the mapping.
+func withAccessEntry(m *iamv1alpha1.IAMIdentityMapping, status *iamv1alpha1.IAMIdentityMappingStatus, o *accessEntryOutcome) {
+	if o != nil && !o.accepting {
+		// The cluster takes no access entries (CONFIG_MAP): the target
+		// does not apply, and says nothing.
+		meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionAccessEntrySynced)
+		status.AccessEntry = nil
+		return
+	}
+	v := verdictOfAccessEntry(m, o)
+	status.AccessEntry = v.entry
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: iamv1alpha1.ConditionAccessEntrySynced, Status: v.status, Reason: v.reason, Message: v.message, ObservedGeneration: m.Generation,
+	})
+	if !v.applies || v.status == metav1.ConditionTrue || !meta.IsStatusConditionTrue(status.Conditions, iamv1alpha1.ConditionReady) {
+		// Ready already says why aws-auth does not hold the mapping.
+		return
+	}
+	set := func(conditionType string, s metav1.ConditionStatus) {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: conditionType, Status: s, Reason: v.reason, Message: v.message, ObservedGeneration: m.Generation,
+		})
+	}
+	if v.reason == iamv1alpha1.ReasonProgressing {
+		set(iamv1alpha1.ConditionReconciling, metav1.ConditionTrue)
+		set(iamv1alpha1.ConditionReady, metav1.ConditionUnknown)
+		return
+	}
+	// A conflict or a guard: nothing changes until a person acts.
+	set(iamv1alpha1.ConditionReady, metav1.ConditionFalse)
+	set(iamv1alpha1.ConditionStalled, metav1.ConditionTrue)
+}
+
+func verdictOfAccessEntry(m *iamv1alpha1.IAMIdentityMapping, o *accessEntryOutcome) accessEntryVerdict {
+	progressing := accessEntryVerdict{status: metav1.ConditionUnknown, reason: iamv1alpha1.ReasonProgressing,
+		message: "The change is not in the EKS access entries yet", entry: m.Status.AccessEntry, applies: true}
+	if o == nil {
+		return progressing
+	}
+	if l, ok := o.listed[m.Name]; !ok || l.uid != m.UID || l.generation != m.Generation {
+		return progressing
+	}
+	d, ok := o.desired[m.Name]
+	if !ok {
+		return progressing
+	}
+	switch d.Kind {
+	case accessentry.DesiredNotRepresentable:
+		return accessEntryVerdict{status: metav1.ConditionFalse, reason: iamv1alpha1.ReasonNotRepresentable, message: errorMessage(d.Err)}
+	case accessentry.DesiredPrincipalNotFound:
+		return accessEntryVerdict{status: metav1.ConditionFalse, reason: iamv1alpha1.ReasonPrincipalNotFound, message: errorMessage(d.Err)}
+	case accessentry.DesiredPending:
+		progressing.message = fmt.Sprintf("The role's ARN could not be read from IAM yet: %s", errorMessage(d.Err))
+		return progressing
+	}
+	entry := d.Entry.Status()
+	out := o.sync.Outcomes[m.Name]
+	v := accessEntryVerdict{status: metav1.ConditionFalse, message: out.Message, entry: &entry, applies: true}
+	switch out.State {
+	case accessentry.StateSynced:
+		v.status, v.reason, v.message = metav1.ConditionTrue, iamv1alpha1.ReasonApplied, "The access entry of "+entry.PrincipalARN+" is in EKS"
+	case accessentry.StateConflict:
+		v.reason = iamv1alpha1.ReasonConflict
+	case accessentry.StateBlocked:
+		v.reason = iamv1alpha1.ReasonBlocked
+	default:
+		v.status, v.reason = metav1.ConditionUnknown, iamv1alpha1.ReasonProgressing
+		if v.message == "" {
+			v.message = "EKS does not hold the access entry of " + entry.PrincipalARN + " yet"
+		}
+	}
+	return v
+}
+
+func errorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
