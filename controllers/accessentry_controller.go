@@ -106,7 +106,38 @@ func newAccessEntryOutcome(mode string, desired []accessentry.Desired, listed ma
 		out := plan.Outcomes[d.Name]
 		o.keys[d.Name] = fmt.Sprintf("%d|%s|%s|%v|%s|%s|%s", listed[d.Name].generation, d.UID, d.Kind, d.Err, d.Entry.Status(), out.State, out.Message)
 	}
+	// A mapping being deleted is waiting for its entry to go: its status
+	// changes when the steps for it are done, or held.
+	for name, l := range listed {
+		if l.deleting {
+			pending, held := o.deletion(name)
+			o.keys[name] = fmt.Sprintf("deleting|%s|%t|%s", l.uid, pending, held)
+		}
+	}
 	return o
+}
+
+// deletion says what is left to do about the entries tagged with the name
+// of a mapping being deleted: pending when steps for it remain, held with
+// the message of the guard that holds them.
+func (o *accessEntryOutcome) deletion(name string) (pending bool, held string) {
+	for _, st := range o.sync.Steps {
+		if st.Mapping == name {
+			pending = true
+		}
+	}
+	for _, h := range o.sync.Held {
+		if h.Step.Mapping != name {
+			continue
+		}
+		for _, ref := range o.sync.Refusals {
+			if ref.Reason == h.Reason {
+				return true, ref.Message
+			}
+		}
+		return true, h.Reason
+	}
+	return pending, ""
 }
 
 // SetupWithManager registers the reconciler. Like the aws-auth reconciler,

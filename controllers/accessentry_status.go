@@ -105,3 +105,53 @@ func errorMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// accessEntryGone says whether the access entry target is done with m, a
+// mapping being deleted: it is off, the cluster takes no entries, or a pass
+// that saw m being deleted had nothing left to do for it. Until then the
+// finalizer stays, so that a guard can hold the deletion of an entry (the
+// last with cluster admin, say) as it holds aws-auth's.
+func (r *MappingStatusReconciler) accessEntryGone(m *iamv1alpha1.IAMIdentityMapping) bool {
+	if r.accessEntries == nil {
+		return true
+	}
+	o := r.accessEntries.outcome()
+	switch {
+	case o == nil:
+		return false
+	case !o.accepting:
+		return true
+	}
+	if l, ok := o.listed[m.Name]; !ok || l.uid != m.UID || !l.deleting {
+		return false
+	}
+	pending, _ := o.deletion(m.Name)
+	return !pending
+}
+
+// accessEntryHeld is the status of m, being deleted, while a guard holds
+// the deletion of its access entry; ok is false when none does.
+func (r *MappingStatusReconciler) accessEntryHeld(m *iamv1alpha1.IAMIdentityMapping) (iamv1alpha1.IAMIdentityMappingStatus, bool) {
+	if r.accessEntries == nil {
+		return iamv1alpha1.IAMIdentityMappingStatus{}, false
+	}
+	o := r.accessEntries.outcome()
+	if o == nil || !o.accepting {
+		return iamv1alpha1.IAMIdentityMappingStatus{}, false
+	}
+	_, held := o.deletion(m.Name)
+	if held == "" {
+		return iamv1alpha1.IAMIdentityMappingStatus{}, false
+	}
+	status := *m.Status.DeepCopy()
+	message := "The deletion is held, the access entry was left as it is: " + held
+	for _, c := range []struct {
+		conditionType string
+		status        metav1.ConditionStatus
+	}{{iamv1alpha1.ConditionReady, metav1.ConditionFalse}, {iamv1alpha1.ConditionStalled, metav1.ConditionTrue}, {iamv1alpha1.ConditionAccessEntrySynced, metav1.ConditionFalse}} {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: c.conditionType, Status: c.status, Reason: iamv1alpha1.ReasonBlocked, Message: message, ObservedGeneration: m.Generation,
+		})
+	}
+	return status, true
+}

@@ -49,7 +49,7 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err := r.patchFinalizers(ctx, m, controllerutil.AddFinalizer); err != nil {
 			return ctrl.Result{}, err
 		}
-	case deleting && o != nil && o.applied && o.current(m):
+	case deleting && o != nil && o.applied && o.current(m) && r.accessEntryGone(m):
 		if err := r.patchFinalizers(ctx, m, controllerutil.RemoveFinalizer); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -64,8 +64,12 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	status, ok := statusOf(m, o)
-	if ok && r.accessEntries != nil && m.DeletionTimestamp.IsZero() {
+	switch {
+	case ok && r.accessEntries != nil && !deleting:
 		withAccessEntry(m, &status, r.accessEntries.outcome())
+	case !ok && deleting:
+		// aws-auth lets it go; the access entry target may not.
+		status, ok = r.accessEntryHeld(m)
 	}
 	if !ok || equality.Semantic.DeepEqual(m.Status, status) {
 		return ctrl.Result{}, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -170,7 +171,10 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 	g := NewWithT(t)
 	fake, r := startAccessEntryOperator(t)
 	admins := mapping("admins", withARN(adminsAsMapped), withUsername("admin"), withGroups("system:masters"))
-	create(t, admins, mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")))
+	// nodes stays, so that deleting alice does not empty aws-auth, which
+	// aws-auth's own guard would hold.
+	create(t, admins, mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")),
+		mapping("nodes", withARN(nodesRole), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")))
 	g.Eventually(func(g Gomega) {
 		g.Expect(entriesOf(g, fake)).To(HaveKey(adminsRole))
 		g.Expect(entriesOf(g, fake)).To(HaveKey(aliceUser))
@@ -184,11 +188,27 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 		g.Expect(sync.Refusal.Reason).To(Equal(accessentry.RefusedClusterAdmin))
 		g.Expect(sync.Held).To(ContainElement(HaveField("Step.PrincipalARN", adminsRole)))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	// The mapping stays, saying why, as aws-auth's guards hold a deletion.
+	g.Eventually(func(g Gomega) {
+		ready := readyConditionOf(getMapping(g, "admins"))
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(iamv1alpha1.ReasonBlocked))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		e, ok := entriesOf(g, fake)[adminsRole]
 		g.Expect(ok).To(BeTrue())
 		g.Expect(e.Policies).To(HaveLen(1))
+		g.Expect(getMapping(g, "admins").DeletionTimestamp).NotTo(BeNil())
 	}).WithTimeout(10 * accessEntryResync).WithPolling(interval).Should(Succeed())
+
+	// A deletion no guard holds goes through: entry first, then the mapping.
+	g.Expect(k.Delete(context.Background(), getMapping(g, "alice"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)).NotTo(HaveKey(aliceUser))
+		err := k.Get(context.Background(), client.ObjectKey{Name: "alice"}, &iamv1alpha1.IAMIdentityMapping{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "alice: %v", err)
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 }
 
 // A mapping with no access entry form, or naming a role IAM does not have,
