@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -55,6 +56,9 @@ type AccessEntryReconciler struct {
 	// Cache serves the mapping watch.
 	Cache cache.Cache
 	EKS   *eksapi.Client
+	// Recorder emits the events on the mappings; by default the manager's,
+	// under the name the aws-auth reconciler's events have.
+	Recorder events.EventRecorder
 	// Resync is how often the entries are listed without a mapping event,
 	// which is how entries changed out of band are found.
 	Resync time.Duration
@@ -73,6 +77,8 @@ type AccessEntryReconciler struct {
 	// described are the entries as last described, by principal key. An
 	// entry a step touched is dropped, so that the next pass describes it.
 	described map[string]eksapi.Entry
+	// reported is what report remembers to keep its events sparse.
+	reported reportState
 
 	// mu guards last and queue, which the status reconciler reads.
 	mu   sync.Mutex
@@ -148,6 +154,9 @@ func (r *AccessEntryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	if r.Resync <= 0 || r.FullResync < r.Resync {
 		return fmt.Errorf("the access entry resync (%v) must be positive and the full resync (%v) no shorter", r.Resync, r.FullResync)
 	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
+	}
 	start := source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		q.Add(accessEntryKey)
 		return nil
@@ -200,6 +209,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 		r.mode, r.fullAt, r.described = mode, time.Now(), nil
 	}
 	if !acceptsEntries(r.mode) {
+		r.reportNotAccepting()
 		r.publish(&accessEntryOutcome{mode: r.mode})
 		return ctrl.Result{RequeueAfter: r.Resync}, nil
 	}
@@ -219,9 +229,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	r.publish(newAccessEntryOutcome(r.mode, desired, listed, plan))
 
 	done, again, err := r.execute(ctx, plan.Steps)
-	if done > 0 {
-		log.Info("Access entries changed", "steps", done, "planned", len(plan.Steps))
-	}
+	r.report(ctx, accessEntryPass{observed: observed, desired: desired, listed: listed, plan: plan, done: done})
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err

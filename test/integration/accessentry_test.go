@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -156,8 +157,17 @@ func TestAccessEntriesFollowMappings(t *testing.T) {
 		g.Expect(admins.Policies).To(ConsistOf(iamv1alpha1.AccessPolicyStatus{PolicyARN: clusterAdmin[0].PolicyARN, Scope: iamv1alpha1.AccessScopeCluster}))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
+	missing := func(g Gomega) float64 {
+		return metricValue(g, "aws_auth_guardian_access_entry_drift_restorations_total", map[string]string{"cause": "missing"})
+	}
+	before, since := missing(g), time.Now()
 	g.Expect(fake.DeleteEntry(eksCluster, aliceUser)).To(Succeed())
 	g.Eventually(func(g Gomega) { expectTranslated(g, fake) }).WithTimeout(withinResyncs).WithPolling(interval).Should(Succeed())
+	// Told once, on alice's mapping, and counted as drift.
+	g.Eventually(func(g Gomega) []eventsv1.Event { return normalEvents(g, "Restored", since) }).
+		WithTimeout(timeout).WithPolling(interval).Should(ConsistOf(HaveField("Regarding.Name", "alice")))
+	g.Expect(missing(g)).To(Equal(before + 1))
+	g.Expect(metricValue(g, "aws_auth_guardian_access_entries", map[string]string{"state": "managed"})).To(BeNumerically(">=", 2))
 
 	// Several resyncs and a full one: the creator's entry is as seeded.
 	g.Consistently(func(g Gomega) {
@@ -180,6 +190,7 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 		g.Expect(entriesOf(g, fake)).To(HaveKey(aliceUser))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 
+	since := time.Now()
 	g.Expect(k.Delete(context.Background(), admins)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		sync, ok := r.LastSync()
@@ -200,7 +211,10 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 		g.Expect(ok).To(BeTrue())
 		g.Expect(e.Policies).To(HaveLen(1))
 		g.Expect(getMapping(g, "admins").DeletionTimestamp).NotTo(BeNil())
+		g.Expect(metricValue(g, "aws_auth_guardian_access_entry_blocked", nil)).To(Equal(1.0))
 	}).WithTimeout(10 * accessEntryResync).WithPolling(interval).Should(Succeed())
+	// One Warning on the mapping for all those resyncs.
+	g.Expect(warningEvents(g, accessentry.RefusedClusterAdmin, since)).To(ConsistOf(HaveField("Regarding.Name", "admins")))
 
 	// A deletion no guard holds goes through: entry first, then the mapping.
 	g.Expect(k.Delete(context.Background(), getMapping(g, "alice"))).To(Succeed())
