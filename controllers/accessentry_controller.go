@@ -184,7 +184,10 @@ func (r *AccessEntryReconciler) watchMappings() error {
 	toKey := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{accessEntryKey}
 	})
-	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}), toKey, predicate.GenerationChangedPredicate{}))
+	// Annotations too: the one that allows a held plan should act at once,
+	// not a resync later.
+	changed := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	err := r.controller.Watch(source.Kind(r.Cache, client.Object(&iamv1alpha1.IAMIdentityMapping{}), toKey, changed))
 	r.watchingMappings = err == nil
 	return err
 }
@@ -218,11 +221,19 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired, listed, held, err := r.translate(ctx)
+	desired, listed, held, allow, err := r.translate(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	plan := accessentry.Plan(desired, observed, accessentry.Guards{MaxRemovedShare: r.MaxRemovedShare, Held: held})
+	guards := accessentry.Guards{MaxRemovedShare: r.MaxRemovedShare, Held: held}
+	plan := accessentry.Plan(desired, observed, guards)
+	if allowedBy(plan, allow) {
+		// The plan is pure: planned again with the hash allowed, it is the
+		// same plan, run whole.
+		guards.Allowed = plan.RefusedHash
+		plan = accessentry.Plan(desired, observed, guards)
+		log.Info("Running an access entry plan a guard refused, as allowed by annotation", "guards", len(plan.Allowed), "sha256", guards.Allowed)
+	}
 	if plan.Refusal != nil {
 		log.Info("Access entry changes held back", "reason", plan.Refusal.Reason, "message", plan.Refusal.Message, "held", len(plan.Held))
 	}
@@ -305,31 +316,51 @@ func observedOf(e eksapi.Entry) accessentry.Observed {
 // A mapping being deleted has none, so that its entry goes (unless a guard
 // holds it). While the CRD is unusable no mapping can be read, and held
 // holds the whole pass.
-func (r *AccessEntryReconciler) translate(ctx context.Context) ([]accessentry.Desired, map[string]listedMapping, *awsauth.Refusal, error) {
+// allow is, by mapping, its AllowAccessEntryPlanAnnotation.
+func (r *AccessEntryReconciler) translate(ctx context.Context) (desired []accessentry.Desired, listed map[string]listedMapping, held *awsauth.Refusal, allow map[string]string, err error) {
 	why, err := crdUnusable(ctx, r.APIReader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if why != "" {
-		return nil, nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil
+		return nil, nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil, nil
 	}
 	if err := r.watchMappings(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	var list iamv1alpha1.IAMIdentityMappingList
 	if err := r.Client.List(ctx, &list); err != nil {
-		return nil, nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
 	}
-	var desired []accessentry.Desired
-	listed := make(map[string]listedMapping, len(list.Items))
+	listed = make(map[string]listedMapping, len(list.Items))
+	allow = map[string]string{}
 	for i := range list.Items {
 		m := &list.Items[i]
 		listed[m.Name] = listedMapping{uid: m.UID, generation: m.Generation, deleting: !m.DeletionTimestamp.IsZero()}
+		if v := m.Annotations[iamv1alpha1.AllowAccessEntryPlanAnnotation]; v != "" {
+			allow[m.Name] = v
+		}
 		if m.DeletionTimestamp.IsZero() {
 			desired = append(desired, r.desiredOf(ctx, m))
 		}
 	}
-	return desired, listed, nil, nil
+	return desired, listed, nil, allow, nil
+}
+
+// allowedBy says whether a mapping whose steps plan holds carries the
+// annotation that allows plan. Only such a mapping counts: the person who
+// lets a lock-out guard through does it on what the guard holds, and the
+// hash names the whole plan, so an old annotation allows nothing new.
+func allowedBy(plan accessentry.Sync, allow map[string]string) bool {
+	if plan.RefusedHash == "" {
+		return false
+	}
+	for _, h := range plan.Held {
+		if allow[h.Step.Mapping] == plan.RefusedHash {
+			return true
+		}
+	}
+	return false
 }
 
 // desiredOf translates one mapping, asking IAM for the ARN of a role

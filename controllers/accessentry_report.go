@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -132,7 +133,8 @@ func (r *AccessEntryReconciler) report(ctx context.Context, p accessEntryPass) {
 		// An event note is limited to 1 KiB; the guard's whole message is
 		// on the mapping's status.
 		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, h.Reason, "AccessEntry",
-			"Held %s of the access entry of %s: %.500s", stepList(held), h.Step.PrincipalARN, refusalMessageOf(p.plan, h.Reason))
+			"To run this plan anyway: %s. Held %s of the access entry of %s: %.500s",
+			allowCommand(name, p.plan.RefusedHash), stepList(held), h.Step.PrincipalARN, refusalMessageOf(p.plan, h.Reason))
 	}
 	s.warned = warned
 	blocked := 0.0
@@ -234,4 +236,10 @@ func refusalMessageOf(s accessentry.Sync, reason string) string {
 		}
 	}
 	return reason
+}
+
+// allowCommand is what a person runs to let the refused plan of hash
+// through, on a mapping whose steps it holds.
+func allowCommand(mapping, hash string) string {
+	return fmt.Sprintf("kubectl annotate iamidentitymapping %s --overwrite %s=%s", mapping, iamv1alpha1.AllowAccessEntryPlanAnnotation, hash)
 }

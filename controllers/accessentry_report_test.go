@@ -121,7 +121,8 @@ func TestAccessEntryReportTellsEachChangeOnce(t *testing.T) {
 	}
 	r.report(ctx, heldPass)
 	r.report(ctx, heldPass)
-	expect("the last cluster admin's deletion", "Warning "+accessentry.RefusedClusterAdmin+" Held Delete of the access entry of "+reportAdminARN+": the plan leaves no access entry")
+	expect("the last cluster admin's deletion", "Warning "+accessentry.RefusedClusterAdmin+" To run this plan anyway: kubectl annotate iamidentitymapping admins --overwrite "+
+		iamv1alpha1.AllowAccessEntryPlanAnnotation+"="+heldPass.plan.RefusedHash+". Held Delete of the access entry of "+reportAdminARN+": the plan leaves no access entry")
 	if got := testutil.ToFloat64(accessEntryBlocked); got != 1 {
 		t.Errorf("blocked %v while a guard holds, want 1", got)
 	}
@@ -143,4 +144,32 @@ func TestAccessEntryReportTellsEachChangeOnce(t *testing.T) {
 		t.Errorf("unmanaged entries %v, want 2 (the creator's and bob's, as listed)", got)
 	}
 	drift("deletion and adoption", 1, 1)
+}
+
+// Only the annotation of a mapping the plan holds, set to the plan's own
+// hash, allows it: not a stale hash, not another mapping's annotation.
+func TestAllowedByTheHeldMappingOnly(t *testing.T) {
+	t.Parallel()
+	admins, alice := wants("admins", reportEntry(reportAdminARN, "ops")), wants("alice", reportEntry(reportAliceARN, "dev"))
+	plan := reportPass([]accessentry.Observed{ours("admins", admins.Entry), ours("alice", alice.Entry)}, []string{"admins"}, alice).plan
+	if plan.RefusedHash == "" {
+		t.Fatalf("the deletion of the last cluster admin is not refused: %+v", plan)
+	}
+	for _, c := range []struct {
+		name  string
+		allow map[string]string
+		want  bool
+	}{
+		{"none", nil, false},
+		{"the held mapping, this plan", map[string]string{"admins": plan.RefusedHash}, true},
+		{"the held mapping, another plan", map[string]string{"admins": strings.Repeat("0", 64)}, false},
+		{"a mapping not held", map[string]string{"alice": plan.RefusedHash}, false},
+	} {
+		if got := allowedBy(plan, c.allow); got != c.want {
+			t.Errorf("%s: allowed %t, want %t", c.name, got, c.want)
+		}
+	}
+	if allowedBy(accessentry.Sync{}, map[string]string{"admins": ""}) {
+		t.Error("a plan no guard refused is allowed")
+	}
 }

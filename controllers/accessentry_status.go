@@ -145,6 +145,9 @@ func (r *MappingStatusReconciler) accessEntryHeld(m *iamv1alpha1.IAMIdentityMapp
 	}
 	status := *m.Status.DeepCopy()
 	message := "The deletion is held, the access entry was left as it is: " + held
+	if o.sync.RefusedHash != "" {
+		message += " (to allow it: " + allowCommand(m.Name, o.sync.RefusedHash) + ")"
+	}
 	for _, c := range []struct {
 		conditionType string
 		status        metav1.ConditionStatus

@@ -337,4 +337,10 @@ const (
 	// AllowRenderAnnotation, set on aws-auth by a person to the sha256 of a
 	// render a guard refused, lets exactly that render through.
 	AllowRenderAnnotation = "iam.aws-auth-guardian.dev/allow-render"
+	// AllowAccessEntryPlanAnnotation, set by a person on a mapping whose
+	// access entry steps a guard holds (its deletion, say) to the sha256 of
+	// the refused plan, lets exactly that plan through. Access entries have
+	// no object of their own to carry it, as aws-auth carries
+	// AllowRenderAnnotation; the mapping held is the one a person acts on.
+	AllowAccessEntryPlanAnnotation = "iam.aws-auth-guardian.dev/allow-access-entry-plan"
 )

@@ -223,6 +223,29 @@ func TestAccessEntryLastClusterAdminIsHeld(t *testing.T) {
 		err := k.Get(context.Background(), client.ObjectKey{Name: "alice"}, &iamv1alpha1.IAMIdentityMapping{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "alice: %v", err)
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	// The Warning names the command that lets the held plan through; run
+	// as it says, the last cluster admin's entry goes, and its mapping.
+	var hash string
+	g.Eventually(func(g Gomega) {
+		sync, ok := r.LastSync()
+		g.Expect(ok).To(BeTrue())
+		g.Expect(sync.Steps).To(BeEmpty())
+		g.Expect(sync.RefusedHash).NotTo(BeEmpty())
+		hash = sync.RefusedHash
+		command := "kubectl annotate iamidentitymapping admins --overwrite " + iamv1alpha1.AllowAccessEntryPlanAnnotation + "=" + hash
+		g.Expect(warningEvents(g, accessentry.RefusedClusterAdmin, since)).To(ContainElement(HaveField("Note", ContainSubstring(command))))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	held := getMapping(g, "admins")
+	patch := client.MergeFrom(held.DeepCopy())
+	held.Annotations = map[string]string{iamv1alpha1.AllowAccessEntryPlanAnnotation: hash}
+	g.Expect(k.Patch(context.Background(), held, patch)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)).NotTo(HaveKey(adminsRole))
+		err := k.Get(context.Background(), client.ObjectKey{Name: "admins"}, &iamv1alpha1.IAMIdentityMapping{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "admins: %v", err)
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Expect(metricValue(g, "aws_auth_guardian_access_entry_blocked", nil)).To(Equal(0.0))
 }
 
 // A mapping with no access entry form, or naming a role IAM does not have,
