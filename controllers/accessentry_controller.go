@@ -477,7 +477,9 @@ func (r *AccessEntryReconciler) publish(o *accessEntryOutcome) {
 	}
 	names := map[string]bool{}
 	switch {
-	case prev == nil || prev.accepting != o.accepting:
+	// A change of mode changes what Ready depends on (API: the access
+	// entries alone), for every mapping.
+	case prev == nil || prev.accepting != o.accepting || prev.mode != o.mode:
 		for name := range o.listed {
 			names[name] = true
 		}

@@ -39,6 +39,10 @@ func withAccessEntry(m *iamv1alpha1.IAMIdentityMapping, status *iamv1alpha1.IAMI
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: iamv1alpha1.ConditionAccessEntrySynced, Status: v.status, Reason: v.reason, Message: v.message, ObservedGeneration: m.Generation,
 	})
+	if o != nil && o.mode == modeAPI {
+		apiModeReady(m, status, v)
+		return
+	}
 	if !v.applies || v.status == metav1.ConditionTrue || !meta.IsStatusConditionTrue(status.Conditions, iamv1alpha1.ConditionReady) {
 		// Ready already says why aws-auth does not hold the mapping.
 		return
@@ -56,6 +60,38 @@ func withAccessEntry(m *iamv1alpha1.IAMIdentityMapping, status *iamv1alpha1.IAMI
 	// A conflict or a guard: nothing changes until a person acts.
 	set(iamv1alpha1.ConditionReady, metav1.ConditionFalse)
 	set(iamv1alpha1.ConditionStalled, metav1.ConditionTrue)
+}
+
+// modeAPI is the authentication mode in which EKS reads only access
+// entries: aws-auth, still written, grants nothing.
+const modeAPI = "API"
+
+// apiModeReady sets Ready from the access entry verdict alone: in API mode
+// EKS does not read aws-auth, so what aws-auth holds says nothing of
+// whether the mapping grants access. A mapping without an access entry
+// form grants nothing at all, and says so.
+func apiModeReady(m *iamv1alpha1.IAMIdentityMapping, status *iamv1alpha1.IAMIdentityMappingStatus, v accessEntryVerdict) {
+	set := func(conditionType string, s metav1.ConditionStatus, reason, message string) {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: conditionType, Status: s, Reason: reason, Message: message, ObservedGeneration: m.Generation,
+		})
+	}
+	meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionReconciling)
+	meta.RemoveStatusCondition(&status.Conditions, iamv1alpha1.ConditionStalled)
+	switch {
+	case v.status == metav1.ConditionTrue:
+		set(iamv1alpha1.ConditionReady, metav1.ConditionTrue, v.reason, v.message)
+	case v.reason == iamv1alpha1.ReasonProgressing:
+		set(iamv1alpha1.ConditionReconciling, metav1.ConditionTrue, v.reason, v.message)
+		set(iamv1alpha1.ConditionReady, metav1.ConditionUnknown, v.reason, v.message)
+	default:
+		message := v.message
+		if !v.applies {
+			message = "The cluster's authentication mode is API: EKS does not read aws-auth, so this mapping, which has no access entry, grants nothing: " + v.message
+		}
+		set(iamv1alpha1.ConditionReady, metav1.ConditionFalse, v.reason, message)
+		set(iamv1alpha1.ConditionStalled, metav1.ConditionTrue, v.reason, message)
+	}
 }
 
 func verdictOfAccessEntry(m *iamv1alpha1.IAMIdentityMapping, o *accessEntryOutcome) accessEntryVerdict {

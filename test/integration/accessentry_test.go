@@ -47,9 +47,16 @@ const (
 // as --eks-cluster-name=dev would run it.
 func startAccessEntryOperator(t *testing.T) (*awsfake.Server, *controllers.AccessEntryReconciler) {
 	t.Helper()
+	return startAccessEntryOperatorIn(t, awsfake.ModeAPIAndConfigMap)
+}
+
+// startAccessEntryOperatorIn is startAccessEntryOperator with the cluster
+// in authentication mode mode.
+func startAccessEntryOperatorIn(t *testing.T, mode string) (*awsfake.Server, *controllers.AccessEntryReconciler) {
+	t.Helper()
 	fake := awsfake.New()
 	t.Cleanup(fake.Close)
-	if _, err := fake.SeedCluster(awsfake.Cluster{Name: eksCluster}); err != nil {
+	if _, err := fake.SeedCluster(awsfake.Cluster{Name: eksCluster, AuthenticationMode: mode}); err != nil {
 		t.Fatal(err)
 	}
 	if err := fake.SeedPrincipals(adminsRole, nodesRole, aliceUser, creatorRole); err != nil {
@@ -278,6 +285,59 @@ func TestAccessEntryConditions(t *testing.T) {
 		expect(g, "alice", iamv1alpha1.ReasonConflict, metav1.ConditionFalse)
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	g.Expect(entriesOf(g, fake)[aliceUser].KubernetesGroups).To(ConsistOf("other"))
+}
+
+// As the cluster's mode moves from CONFIG_MAP to API_AND_CONFIG_MAP to
+// API while the operator runs, Ready follows what EKS reads: aws-auth
+// alone, then aws-auth and the access entries, then the access entries
+// alone, where a mapping with no access entry form grants nothing. aws-auth
+// is written all along.
+func TestAccessEntryAPIModeReadyByAccessEntriesAlone(t *testing.T) {
+	g := NewWithT(t)
+	fake, _ := startAccessEntryOperatorIn(t, awsfake.ModeConfigMap)
+	create(t,
+		mapping("account", withAccount(awsfake.DefaultAccountID)),
+		mapping("alice", withARN(aliceUser), withUsername("alice"), withGroups("dev-team")),
+		mapping("nodes", withARN(nodesRole), withUsername("system:node:{{EC2PrivateDNSName}}"), withGroups("system:bootstrappers", "system:nodes")),
+	)
+	ready := func(g Gomega, name string) *metav1.Condition {
+		c := readyConditionOf(getMapping(g, name))
+		g.Expect(c).NotTo(BeNil(), name)
+		return c
+	}
+	// CONFIG_MAP: aws-auth alone; the target says nothing.
+	g.Eventually(func(g Gomega) {
+		for _, name := range []string{"account", "alice", "nodes"} {
+			g.Expect(ready(g, name).Status).To(Equal(metav1.ConditionTrue), name)
+			g.Expect(meta.FindStatusCondition(getMapping(g, name).Status.Conditions, iamv1alpha1.ConditionAccessEntrySynced)).To(BeNil(), name)
+		}
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Expect(entriesOf(g, fake)).To(BeEmpty())
+
+	// API_AND_CONFIG_MAP: the account mapping has no entry, and aws-auth
+	// still grants it, so it stays Ready.
+	g.Expect(fake.SetAuthenticationMode(eksCluster, awsfake.ModeAPIAndConfigMap)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)).To(HaveKey(aliceUser))
+		c := meta.FindStatusCondition(getMapping(g, "account").Status.Conditions, iamv1alpha1.ConditionAccessEntrySynced)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonNotRepresentable))
+		g.Expect(ready(g, "account").Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(ready(g, "alice").Status).To(Equal(metav1.ConditionTrue))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	// API: aws-auth grants nothing; the account mapping says so.
+	g.Expect(fake.SetAuthenticationMode(eksCluster, awsfake.ModeAPI)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := ready(g, "account")
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(iamv1alpha1.ReasonNotRepresentable))
+		g.Expect(c.Message).To(ContainSubstring("grants nothing"))
+		g.Expect(ready(g, "alice").Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(ready(g, "nodes").Status).To(Equal(metav1.ConditionTrue))
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	// aws-auth is still written, the account mapping in it.
+	g.Expect(liveEntries(g)).To(HaveLen(3))
 }
 
 func getMapping(g Gomega, name string) *iamv1alpha1.IAMIdentityMapping {
