@@ -54,7 +54,8 @@ type Operator interface {
 
 // Execute runs the command line args (without the program name) and
 // returns the process's exit code. Help goes to stdout, errors to stderr.
-// op may be nil for a command line of the offline commands only (Run).
+// op may be nil for a command line of the offline commands only (tests
+// drive import and render so, in process).
 func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer, op Operator) int {
 	root := newRootCommand(stdin, stdout, stderr, op)
 	root.SetArgs(args)
@@ -75,17 +76,6 @@ func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer, op Operat
 	say(stderr, "Error: %v", err)
 	say(stderr, "Run '%s --help' for usage.", cmd.CommandPath())
 	return exitBadInput
-}
-
-// Run runs the offline command named by args[0] ("import" or "render")
-// in process. handled is false when args[0] is not one of them. It is for
-// tests that drive those commands without building the binary; the binary
-// itself goes through Execute.
-func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (handled bool, exitCode int) {
-	if len(args) == 0 || (args[0] != "import" && args[0] != "render") {
-		return false, exitOK
-	}
-	return true, Execute(args, stdin, stdout, stderr, nil)
 }
 
 // Command groups, in the order `manager --help` lists them.

@@ -79,7 +79,6 @@ func configMapYAML(t *testing.T, data map[string]string) string {
 
 // result is what one run of a subcommand printed and returned.
 type result struct {
-	handled        bool
 	code           int
 	stdout, stderr string
 }
@@ -94,8 +93,8 @@ func run(t *testing.T, dir, stdin string, args ...string) result {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	handled, code := Run(args, strings.NewReader(stdin), &stdout, &stderr)
-	return result{handled: handled, code: code, stdout: stdout.String(), stderr: stderr.String()}
+	code := Execute(args, strings.NewReader(stdin), &stdout, &stderr, nil)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -118,9 +117,6 @@ type check struct {
 
 func (c check) assert(t *testing.T, r result) {
 	t.Helper()
-	if !r.handled {
-		t.Fatalf("Run did not handle the subcommand")
-	}
 	if r.code != c.code {
 		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, c.code, r.stdout, r.stderr)
 	}
@@ -137,15 +133,6 @@ func (c check) assert(t *testing.T, r result) {
 	for _, not := range c.notStdout {
 		if strings.Contains(r.stdout, not) {
 			t.Errorf("stdout mentions %q:\n%s", not, r.stdout)
-		}
-	}
-}
-
-func TestRunLeavesOtherArgumentsToTheManager(t *testing.T) {
-	t.Parallel()
-	for _, args := range [][]string{nil, {}, {"--leader-elect"}, {"imports"}, {"-h"}} {
-		if handled, code := Run(args, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}); handled || code != 0 {
-			t.Errorf("Run(%q) = %t, %d; want false, 0", args, handled, code)
 		}
 	}
 }
@@ -564,7 +551,7 @@ func TestOutputThatCannotBeWritten(t *testing.T) {
 		{"import", "--file", filepath.Join(dir, "aws-auth.yaml")},
 	} {
 		var stderr bytes.Buffer
-		_, code := Run(args, strings.NewReader(""), failingWriter{}, &stderr)
+		code := Execute(args, strings.NewReader(""), failingWriter{}, &stderr, nil)
 		if code != exitBadInput || !strings.Contains(stderr.String(), "writing the output: broken pipe") {
 			t.Errorf("%s: exit code %d, stderr %q; want %d and the write error", args[0], code, stderr.String(), exitBadInput)
 		}

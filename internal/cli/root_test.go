@@ -34,7 +34,7 @@ func (f *fakeOperator) Run() error {
 func execute(op Operator, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	code := Execute(args, strings.NewReader(""), &stdout, &stderr, op)
-	return result{handled: true, code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 func TestOperatorRunsWithoutACommandAndWithRun(t *testing.T) {

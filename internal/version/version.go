@@ -13,7 +13,6 @@
 package version
 
 import (
-	"fmt"
 	"runtime"
 	"runtime/debug"
 )
@@ -80,9 +79,4 @@ func fillFromBuildInfo(info *Info, bi *debug.BuildInfo) {
 		revision += "-dirty" // as git describe --dirty says it
 	}
 	info.Commit = revision
-}
-
-// String is the build on one line, for a log or a bug report.
-func (i Info) String() string {
-	return fmt.Sprintf("%s (commit %s, built %s, %s %s)", i.Version, i.Commit, i.BuildDate, i.GoVersion, i.Platform)
 }

@@ -182,7 +182,7 @@ func TestImportOutputIsAcceptedByTheAPIServer(t *testing.T) {
 	g.Expect(os.WriteFile(file, manifest, 0o600)).To(Succeed())
 
 	var stdout, stderr bytes.Buffer
-	_, code := cli.Run([]string{"import", "--file", file}, nil, &stdout, &stderr)
+	code := cli.Execute([]string{"import", "--file", file}, nil, &stdout, &stderr, nil)
 	g.Expect(code).To(Equal(0), stderr.String())
 	docs := strings.Split(stdout.String(), "\n---\n")
 	g.Expect(docs).To(HaveLen(len(servedBefore)))

@@ -144,10 +144,7 @@ type cliResult struct {
 func runCLI(t *testing.T, stdin string, args ...string) cliResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	handled, code := cli.Run(args, strings.NewReader(stdin), &stdout, &stderr)
-	if !handled {
-		t.Fatalf("cli.Run did not handle %q", args)
-	}
+	code := cli.Execute(args, strings.NewReader(stdin), &stdout, &stderr, nil)
 	return cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
