@@ -79,6 +79,9 @@ type AccessEntryReconciler struct {
 	described map[string]eksapi.Entry
 	// reported is what report remembers to keep its events sparse.
 	reported reportState
+	// refused are, by mapping, the translations EKS refused (see
+	// accessentry.DesiredRefused), forgotten at every full resync.
+	refused map[string]refusedTranslation
 
 	// mu guards last and queue, which the status reconciler reads.
 	mu   sync.Mutex
@@ -209,7 +212,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 			// Once per change of mode, not every pass.
 			log.Info("The cluster does not accept access entries; leaving them alone until its authentication mode changes", "authenticationMode", mode)
 		}
-		r.mode, r.fullAt, r.described = mode, time.Now(), nil
+		r.mode, r.fullAt, r.described, r.refused = mode, time.Now(), nil, nil
 	}
 	if !acceptsEntries(r.mode) {
 		r.reportNotAccepting()
@@ -239,7 +242,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	}
 	r.publish(newAccessEntryOutcome(r.mode, desired, listed, plan))
 
-	done, again, err := r.execute(ctx, plan.Steps)
+	done, again, err := r.execute(ctx, plan.Steps, desired)
 	r.report(ctx, accessEntryPass{observed: observed, desired: desired, listed: listed, plan: plan, done: done})
 	switch {
 	case err != nil:
@@ -388,15 +391,32 @@ func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IA
 		d.Kind, d.Err = accessentry.DesiredNotRepresentable, err
 		return d
 	}
+	if ref, ok := r.refused[m.Name]; ok {
+		if accessentry.Equal(ref.entry, t.Entry) {
+			d.Kind, d.Err = accessentry.DesiredRefused, ref.err
+			return d
+		}
+		delete(r.refused, m.Name)
+	}
 	d.Kind, d.Entry = accessentry.DesiredEntry, t.Entry
 	return d
 }
 
+// refusedTranslation is a translation EKS refused, and EKS's reason.
+type refusedTranslation struct {
+	entry accessentry.Entry
+	err   error
+}
+
 // execute runs the steps in order and stops at the first that fails. done
-// counts the steps that ran; again says a create found its entry existing
-// already (someone made it since the list), which the next pass observes.
-// Every entry a step touched is described again by the next pass.
-func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step) (done int, again bool, err error) {
+// counts the steps that ran; again says the next pass should come soon: a
+// create found its entry existing already (someone made it since the
+// list), or EKS refused a step for what it asks. Such a refusal is kept in
+// r.refused, so that the next pass plans without that mapping's steps
+// (and its guards count what is really there) rather than stopping at the
+// same step every pass. Every entry a step touched is described again by
+// the next pass.
+func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step, desired []accessentry.Desired) (done int, again bool, err error) {
 	for _, st := range steps {
 		k := accessentry.PrincipalKey(st.PrincipalARN)
 		err := r.run(ctx, st)
@@ -406,11 +426,32 @@ func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry
 			done++
 		case (st.Kind == accessentry.StepCreate || st.Kind == accessentry.StepRecreate) && eksapi.IsConflict(err):
 			return done, true, nil
+		case eksapi.IsRefused(err) && r.refuse(st.Mapping, desired, err):
+			logf.FromContext(ctx).Info("EKS refused an access entry step; the mapping's entry is kept as it is", "mapping", st.Mapping,
+				"principalARN", st.PrincipalARN, "step", st.Kind, "reason", eksapi.Message(err))
+			return done, true, nil
 		default:
 			return done, false, fmt.Errorf("%s of the access entry of %s (mapping %s): %w", st.Kind, st.PrincipalARN, st.Mapping, err)
 		}
 	}
 	return done, false, nil
+}
+
+// refuse remembers that EKS refused a step toward the translation of
+// mapping; false when the step was for no translation (an entry being
+// deleted), which is then an error like any other.
+func (r *AccessEntryReconciler) refuse(mapping string, desired []accessentry.Desired, err error) bool {
+	i := slices.IndexFunc(desired, func(d accessentry.Desired) bool {
+		return d.Name == mapping && d.Kind == accessentry.DesiredEntry
+	})
+	if i < 0 {
+		return false
+	}
+	if r.refused == nil {
+		r.refused = map[string]refusedTranslation{}
+	}
+	r.refused[mapping] = refusedTranslation{entry: desired[i].Entry, err: errors.New(eksapi.Message(err))}
+	return true
 }
 
 // run makes the calls of one step.

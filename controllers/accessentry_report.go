@@ -136,6 +136,17 @@ func (r *AccessEntryReconciler) report(ctx context.Context, p accessEntryPass) {
 			"To run this plan anyway: %s. Held %s of the access entry of %s: %.500s",
 			allowCommand(name, p.plan.RefusedHash), stepList(held), h.Step.PrincipalARN, refusalMessageOf(p.plan, h.Reason))
 	}
+	// EKS's refusals: once per mapping and reason, like the guards'.
+	for _, name := range slices.Sorted(maps.Keys(p.plan.Outcomes)) {
+		out := p.plan.Outcomes[name]
+		if out.State != accessentry.StateRefused {
+			continue
+		}
+		warned[name] = iamv1alpha1.ReasonRefusedByEKS + "|" + out.Message
+		if m, ok := mappingRef(name, p.listed); ok && s.warned[name] != warned[name] {
+			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonRefusedByEKS, "AccessEntry", "%.900s", out.Message)
+		}
+	}
 	s.warned = warned
 	blocked := 0.0
 	if len(p.plan.Held) > 0 {
@@ -161,7 +172,7 @@ func (r *AccessEntryReconciler) report(ctx context.Context, p accessEntryPass) {
 // before it is set: the entries of the cluster by whose they are, as
 // listed at the start of the pass, and the mappings a person must act on.
 func (r *AccessEntryReconciler) reportEntries(p accessEntryPass) {
-	counts := map[string]float64{entryStateManaged: 0, entryStateUnmanaged: 0, entryStateConflict: 0, entryStateBlocked: 0}
+	counts := map[string]float64{entryStateManaged: 0, entryStateUnmanaged: 0, entryStateConflict: 0, entryStateBlocked: 0, entryStateRefused: 0}
 	for _, o := range p.observed {
 		if o.Mapping() != "" {
 			counts[entryStateManaged]++
@@ -170,8 +181,11 @@ func (r *AccessEntryReconciler) reportEntries(p accessEntryPass) {
 		}
 	}
 	for _, out := range p.plan.Outcomes {
-		if out.State == accessentry.StateConflict {
+		switch out.State {
+		case accessentry.StateConflict:
 			counts[entryStateConflict]++
+		case accessentry.StateRefused:
+			counts[entryStateRefused]++
 		}
 	}
 	// By the held steps, not the outcomes: a mapping being deleted has no
@@ -201,6 +215,7 @@ const (
 	entryStateUnmanaged = "unmanaged" // entries of someone else, left alone
 	entryStateConflict  = "conflict"  // mappings whose principal has an entry not ours, or an older mapping
 	entryStateBlocked   = "blocked"   // mappings whose steps a guard holds
+	entryStateRefused   = "refused"   // mappings whose translation EKS refused
 )
 
 // mappingRef is what an event about the listed mapping name is about;

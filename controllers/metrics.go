@@ -34,7 +34,7 @@ var (
 	}, []string{"reason"})
 	mappingsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_mappings",
-		Help: "IAMIdentityMappings by aws-auth section and Ready status.",
+		Help: "IAMIdentityMappings by aws-auth section and Ready status (Ready as on the mapping: with the access entry target on, every target that applies counts).",
 	}, []string{"section", "ready"})
 	renderedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_rendered_data_bytes",
@@ -58,7 +58,7 @@ var (
 	})
 	accessEntriesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_access_entries",
-		Help: "Access entries of the cluster by state, as last listed: managed (tagged as the operator's), unmanaged (someone else's, left alone); and IAMIdentityMappings a person must act on: conflict, blocked.",
+		Help: "Access entries of the cluster by state, as last listed: managed (tagged as the operator's), unmanaged (someone else's, left alone); and IAMIdentityMappings a person must act on: conflict, blocked, refused (EKS refused the translation).",
 	}, []string{"state"})
 	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_last_apply_timestamp_seconds",

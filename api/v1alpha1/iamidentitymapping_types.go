@@ -290,6 +290,10 @@ const (
 	// (an account, a system: group, a reserved username); the message
 	// says which rule.
 	ReasonNotRepresentable = "NotRepresentable"
+	// ReasonRefusedByEKS: EKS refused the mapping's access entry as
+	// invalid or over its limits; the message gives EKS's reason. The
+	// entry, if there is one, is kept as it is.
+	ReasonRefusedByEKS = "RefusedByEKS"
 )
 
 // IAMIdentityMapping maps one IAM role, IAM user or AWS account to

@@ -49,6 +49,13 @@ const (
 	// with its name are kept as they are: not knowing is no reason to
 	// delete.
 	DesiredPending DesiredKind = "Pending"
+	// DesiredRefused means EKS refused a step toward this very translation
+	// as invalid (or over its limits): asking again unchanged cannot
+	// succeed, and stopping at it every pass would hold back every other
+	// mapping. Its entries are kept as they are, as with DesiredPending,
+	// until the mapping translates to something else or the next full
+	// resync tries again.
+	DesiredRefused DesiredKind = "Refused"
 )
 
 // Desired is one mapping and what it translates to.
@@ -156,6 +163,9 @@ const (
 	// StateNoEntry means the mapping has no access entry (DesiredNotRepresentable,
 	// DesiredPrincipalNotFound) and none of ours is left for it.
 	StateNoEntry State = "NoEntry"
+	// StateRefused means EKS refused the translation (DesiredRefused);
+	// Outcome.Message gives EKS's reason.
+	StateRefused State = "Refused"
 )
 
 // Outcome is what the plan means for one mapping.
@@ -320,7 +330,7 @@ func (p *planner) plan(desired []Desired) {
 		if name == "" || claimed[i] {
 			continue
 		}
-		if d, ok := byName[name]; ok && d.Kind == DesiredPending {
+		if d, ok := byName[name]; ok && (d.Kind == DesiredPending || d.Kind == DesiredRefused) {
 			continue
 		}
 		p.add(Step{Kind: StepDelete, PrincipalARN: o.Entry.PrincipalARN, Mapping: name})
@@ -527,6 +537,11 @@ func (p *planner) settle(desired []Desired, s *Sync) {
 			o.State, o.Message = StateProgressing, "the access entry is being brought to the translation"
 		case d.Kind == DesiredEntry:
 			o.State, o.Message = StateSynced, "the access entry of "+d.Entry.PrincipalARN+" is the translation"
+		case d.Kind == DesiredRefused:
+			o.State, o.Message = StateRefused, "EKS refused the access entry of the translation; it is tried again when the mapping changes or at the next full resync"
+			if d.Err != nil {
+				o.Message += ": " + d.Err.Error()
+			}
 		case d.Kind == DesiredPending:
 			o.State, o.Message = StateProgressing, "waiting for the translation"
 			if d.Err != nil {

@@ -144,7 +144,7 @@ var (
 	fuzzTags  = []string{"", "m0", "m1", "m2", "gone", ""}
 	fuzzKinds = []accessentry.DesiredKind{
 		accessentry.DesiredEntry, accessentry.DesiredEntry, accessentry.DesiredNotRepresentable,
-		accessentry.DesiredPrincipalNotFound, accessentry.DesiredPending,
+		accessentry.DesiredPrincipalNotFound, accessentry.DesiredPending, accessentry.DesiredRefused,
 	}
 )
 
@@ -283,9 +283,18 @@ func checkPlan(t *testing.T, desired []accessentry.Desired, observed []accessent
 			managed++
 		}
 	}
+	kept := map[string]bool{}
+	for _, d := range desired {
+		kept[d.Name] = d.Kind == accessentry.DesiredPending || d.Kind == accessentry.DesiredRefused
+	}
 	for _, s := range plan.Steps {
 		if s.Kind == accessentry.StepDelete {
 			deleted++
+		}
+		// Not knowing the translation, or EKS refusing it, is no reason
+		// to take away what the mapping had.
+		if s.Kind == accessentry.StepDelete && kept[s.Mapping] {
+			t.Fatalf("the entry of %s is deleted while its translation is %s: %+v", s.Mapping, "pending or refused", s)
 		}
 	}
 	if !allowed && managed >= awsauth.MinEntriesForShareGuard && float64(deleted) > guards.MaxRemovedShare*float64(managed) {

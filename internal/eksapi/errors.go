@@ -23,14 +23,17 @@ func IsConflict(err error) bool {
 	return isA[*types.ResourceInUseException](err)
 }
 
-// IsInvalid reports whether EKS refused the request as invalid
-// (InvalidParameterException, InvalidRequestException, or the tagging
-// operations' BadRequestException): retrying it unchanged cannot succeed.
-// Message gives AWS's reason.
-func IsInvalid(err error) bool {
+// IsRefused reports whether EKS refused the request for what it asks:
+// as invalid (InvalidParameterException, InvalidRequestException, the
+// tagging operations' BadRequestException) or as over a limit of the
+// cluster (ResourceLimitExceededException, such as its 3,000 access
+// entries). Retrying it unchanged does not succeed soon. Message gives
+// AWS's reason.
+func IsRefused(err error) bool {
 	return isA[*types.InvalidParameterException](err) ||
 		isA[*types.InvalidRequestException](err) ||
-		isA[*types.BadRequestException](err)
+		isA[*types.BadRequestException](err) ||
+		isA[*types.ResourceLimitExceededException](err)
 }
 
 // Message is AWS's own message in err, such as why a request was invalid,

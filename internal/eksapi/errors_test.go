@@ -18,7 +18,7 @@ func TestErrorClassifiers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type class struct{ notFound, conflict, invalid bool }
+	type class struct{ notFound, conflict, refused bool }
 	for _, tc := range []struct {
 		name string
 		call func() error
@@ -54,13 +54,13 @@ func TestErrorClassifiers(t *testing.T) {
 			_, err := c.CreateEntry(ctx(t), Entry{PrincipalARN: userARN, Username: "system:alice"})
 			return err
 		},
-		want: class{invalid: true}, op: "CreateAccessEntry", code: "InvalidParameterException", msg: "The username system:alice is invalid, it cannot start with system:",
+		want: class{refused: true}, op: "CreateAccessEntry", code: "InvalidParameterException", msg: "The username system:alice is invalid, it cannot start with system:",
 	}, {
 		name: "associate with a namespace scope of no namespace (400)",
 		call: func() error {
 			return c.AssociatePolicy(ctx(t), roleARN, awsfake.PolicyARN("AmazonEKSViewPolicy"), Scope{Type: ScopeNamespace})
 		},
-		want: class{invalid: true}, op: "AssociateAccessPolicy", code: "InvalidParameterException", msg: "needs at least one namespace",
+		want: class{refused: true}, op: "AssociateAccessPolicy", code: "InvalidParameterException", msg: "needs at least one namespace",
 	}, {
 		name: "tag with an empty key (400)",
 		call: func() error {
@@ -70,16 +70,16 @@ func TestErrorClassifiers(t *testing.T) {
 			}
 			return c.TagEntry(ctx(t), e.ARN, map[string]string{"": "b"})
 		},
-		want: class{invalid: true}, op: "TagResource", code: "BadRequestException",
+		want: class{refused: true}, op: "TagResource", code: "BadRequestException",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
 			if err == nil {
 				t.Fatal("the call succeeded")
 			}
-			got := class{IsNotFound(err), IsConflict(err), IsInvalid(err)}
+			got := class{IsNotFound(err), IsConflict(err), IsRefused(err)}
 			if got != tc.want {
-				t.Errorf("IsNotFound, IsConflict, IsInvalid = %+v, want %+v; error: %v", got, tc.want, err)
+				t.Errorf("IsNotFound, IsConflict, IsRefused = %+v, want %+v; error: %v", got, tc.want, err)
 			}
 			if !strings.Contains(Message(err), tc.msg) || strings.Contains(Message(err), "RequestID") {
 				t.Errorf("Message() = %q, want AWS's message, containing %q", Message(err), tc.msg)
@@ -93,10 +93,32 @@ func TestErrorClassifiers(t *testing.T) {
 
 }
 
+// A cluster at its limit of access entries refuses one more (AWS: 3,000
+// per cluster; the fake's limit is lowered here).
+func TestLimitIsARefusal(t *testing.T) {
+	t.Parallel()
+	s := awsfake.New(awsfake.WithMaxAccessEntries(1))
+	t.Cleanup(s.Close)
+	if _, err := s.SeedCluster(awsfake.Cluster{Name: clusterName}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SeedPrincipals(roleARN, userARN); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newClient(t, s, unlimited)
+	if _, err := c.CreateEntry(ctx(t), Entry{PrincipalARN: roleARN}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.CreateEntry(ctx(t), Entry{PrincipalARN: userARN})
+	if !IsRefused(err) || IsConflict(err) || IsNotFound(err) {
+		t.Fatalf("the entry over the limit: %v, want a refusal", err)
+	}
+}
+
 func TestClassifiersOnOtherErrors(t *testing.T) {
 	t.Parallel()
 	for _, err := range []error{nil, errors.New("boom"), errors.Join(errors.New("a"), errors.New("b"))} {
-		if IsNotFound(err) || IsConflict(err) || IsInvalid(err) {
+		if IsNotFound(err) || IsConflict(err) || IsRefused(err) {
 			t.Errorf("%v is classified", err)
 		}
 	}
