@@ -80,7 +80,7 @@ type AccessEntryReconciler struct {
 	// reported is what report remembers to keep its events sparse.
 	reported reportState
 	// refused are, by mapping, the translations EKS refused (see
-	// accessentry.DesiredRefused), forgotten at every full resync.
+	// accessentry.DesiredRefused).
 	refused map[string]refusedTranslation
 
 	// mu guards last and queue, which the status reconciler reads.
@@ -167,8 +167,14 @@ func (r *AccessEntryReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	var err error
 	r.controller, err = ctrl.NewControllerManagedBy(mgr).
 		Named("eks-access-entries").
-		// One worker: see AccessEntryReconciler.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		// One worker: see AccessEntryReconciler. A failed pass backs off
+		// as the default does, but never beyond a resync: with one key,
+		// the default's cap (16 minutes) would let a few bad minutes of
+		// the EKS API stop drift repair for a quarter of an hour.
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 1,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, r.Resync),
+		}).
 		WatchesRawSource(start).
 		Build(r)
 	if err != nil {
@@ -212,7 +218,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 			// Once per change of mode, not every pass.
 			log.Info("The cluster does not accept access entries; leaving them alone until its authentication mode changes", "authenticationMode", mode)
 		}
-		r.mode, r.fullAt, r.described, r.refused = mode, time.Now(), nil, nil
+		r.mode, r.fullAt, r.described = mode, time.Now(), nil
 	}
 	if !acceptsEntries(r.mode) {
 		r.reportNotAccepting()
@@ -224,7 +230,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired, listed, held, allow, err := r.translate(ctx)
+	desired, listed, held, allow, err := r.translate(ctx, len(observed))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -242,7 +248,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	}
 	r.publish(newAccessEntryOutcome(r.mode, desired, listed, plan))
 
-	done, again, err := r.execute(ctx, plan.Steps, desired)
+	done, again, err := r.execute(ctx, plan.Steps, desired, len(observed))
 	r.report(ctx, accessEntryPass{observed: observed, desired: desired, listed: listed, plan: plan, done: done})
 	switch {
 	case err != nil:
@@ -320,7 +326,7 @@ func observedOf(e eksapi.Entry) accessentry.Observed {
 // holds it). While the CRD is unusable no mapping can be read, and held
 // holds the whole pass.
 // allow is, by mapping, its AllowAccessEntryPlanAnnotation.
-func (r *AccessEntryReconciler) translate(ctx context.Context) (desired []accessentry.Desired, listed map[string]listedMapping, held *awsauth.Refusal, allow map[string]string, err error) {
+func (r *AccessEntryReconciler) translate(ctx context.Context, entries int) (desired []accessentry.Desired, listed map[string]listedMapping, held *awsauth.Refusal, allow map[string]string, err error) {
 	why, err := crdUnusable(ctx, r.APIReader)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -344,7 +350,7 @@ func (r *AccessEntryReconciler) translate(ctx context.Context) (desired []access
 			allow[m.Name] = v
 		}
 		if m.DeletionTimestamp.IsZero() {
-			desired = append(desired, r.desiredOf(ctx, m))
+			desired = append(desired, r.desiredOf(ctx, m, entries))
 		}
 	}
 	return desired, listed, nil, allow, nil
@@ -367,8 +373,8 @@ func allowedBy(plan accessentry.Sync, allow map[string]string) bool {
 }
 
 // desiredOf translates one mapping, asking IAM for the ARN of a role
-// written without its path.
-func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping) accessentry.Desired {
+// written without its path. entries is how many entries the cluster has.
+func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping, entries int) accessentry.Desired {
 	d := accessentry.Desired{Name: m.Name, UID: string(m.UID), Created: m.CreationTimestamp.Time}
 	in := accessentry.InputFrom(m)
 	t, err := accessentry.Translate(in)
@@ -392,7 +398,7 @@ func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IA
 		return d
 	}
 	if ref, ok := r.refused[m.Name]; ok {
-		if accessentry.Equal(ref.entry, t.Entry) {
+		if accessentry.Equal(ref.entry, t.Entry) && !ref.roomSince(entries) {
 			d.Kind, d.Err = accessentry.DesiredRefused, ref.err
 			return d
 		}
@@ -402,10 +408,23 @@ func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IA
 	return d
 }
 
-// refusedTranslation is a translation EKS refused, and EKS's reason.
+// refusedTranslation is a translation EKS refused, and EKS's reason. EKS
+// does not change its mind about an invalid request, so it is asked again
+// only once the mapping translates to something else; about a limit
+// (entries per cluster), once the cluster has fewer entries than when it
+// refused. Asking again at every resync would flip the mapping's status
+// and its events for nothing.
 type refusedTranslation struct {
 	entry accessentry.Entry
 	err   error
+	// overLimit is set for a limit refusal, made when the cluster had
+	// entries entries.
+	overLimit bool
+	entries   int
+}
+
+func (ref refusedTranslation) roomSince(entries int) bool {
+	return ref.overLimit && entries < ref.entries
 }
 
 // execute runs the steps in order and stops at the first that fails. done
@@ -414,9 +433,9 @@ type refusedTranslation struct {
 // list), or EKS refused a step for what it asks. Such a refusal is kept in
 // r.refused, so that the next pass plans without that mapping's steps
 // (and its guards count what is really there) rather than stopping at the
-// same step every pass. Every entry a step touched is described again by
+// same step every pass. entries is how many entries the cluster has. Every entry a step touched is described again by
 // the next pass.
-func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step, desired []accessentry.Desired) (done int, again bool, err error) {
+func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step, desired []accessentry.Desired, entries int) (done int, again bool, err error) {
 	for _, st := range steps {
 		k := accessentry.PrincipalKey(st.PrincipalARN)
 		err := r.run(ctx, st)
@@ -426,7 +445,7 @@ func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry
 			done++
 		case (st.Kind == accessentry.StepCreate || st.Kind == accessentry.StepRecreate) && eksapi.IsConflict(err):
 			return done, true, nil
-		case eksapi.IsRefused(err) && r.refuse(st.Mapping, desired, err):
+		case eksapi.IsRefused(err) && r.refuse(st.Mapping, desired, entries, err):
 			logf.FromContext(ctx).Info("EKS refused an access entry step; the mapping's entry is kept as it is", "mapping", st.Mapping,
 				"principalARN", st.PrincipalARN, "step", st.Kind, "reason", eksapi.Message(err))
 			return done, true, nil
@@ -440,7 +459,7 @@ func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry
 // refuse remembers that EKS refused a step toward the translation of
 // mapping; false when the step was for no translation (an entry being
 // deleted), which is then an error like any other.
-func (r *AccessEntryReconciler) refuse(mapping string, desired []accessentry.Desired, err error) bool {
+func (r *AccessEntryReconciler) refuse(mapping string, desired []accessentry.Desired, entries int, err error) bool {
 	i := slices.IndexFunc(desired, func(d accessentry.Desired) bool {
 		return d.Name == mapping && d.Kind == accessentry.DesiredEntry
 	})
@@ -450,7 +469,8 @@ func (r *AccessEntryReconciler) refuse(mapping string, desired []accessentry.Des
 	if r.refused == nil {
 		r.refused = map[string]refusedTranslation{}
 	}
-	r.refused[mapping] = refusedTranslation{entry: desired[i].Entry, err: errors.New(eksapi.Message(err))}
+	r.refused[mapping] = refusedTranslation{entry: desired[i].Entry, err: errors.New(eksapi.Message(err)),
+		overLimit: eksapi.IsLimitExceeded(err), entries: entries}
 	return true
 }
 

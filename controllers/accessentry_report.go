@@ -136,17 +136,6 @@ func (r *AccessEntryReconciler) report(ctx context.Context, p accessEntryPass) {
 			"To run this plan anyway: %s. Held %s of the access entry of %s: %.500s",
 			allowCommand(name, p.plan.RefusedHash), stepList(held), h.Step.PrincipalARN, refusalMessageOf(p.plan, h.Reason))
 	}
-	// EKS's refusals: once per mapping and reason, like the guards'.
-	for _, name := range slices.Sorted(maps.Keys(p.plan.Outcomes)) {
-		out := p.plan.Outcomes[name]
-		if out.State != accessentry.StateRefused {
-			continue
-		}
-		warned[name] = iamv1alpha1.ReasonRefusedByEKS + "|" + out.Message
-		if m, ok := mappingRef(name, p.listed); ok && s.warned[name] != warned[name] {
-			r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, iamv1alpha1.ReasonRefusedByEKS, "AccessEntry", "%.900s", out.Message)
-		}
-	}
 	s.warned = warned
 	blocked := 0.0
 	if len(p.plan.Held) > 0 {

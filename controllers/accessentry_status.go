@@ -114,7 +114,7 @@ func verdictOfAccessEntry(m *iamv1alpha1.IAMIdentityMapping, o *accessEntryOutco
 		return accessEntryVerdict{status: metav1.ConditionFalse, reason: iamv1alpha1.ReasonPrincipalNotFound, message: errorMessage(d.Err)}
 	case accessentry.DesiredRefused:
 		return accessEntryVerdict{status: metav1.ConditionFalse, reason: iamv1alpha1.ReasonRefusedByEKS, applies: true, entry: m.Status.AccessEntry,
-			message: "EKS refused the access entry: " + errorMessage(d.Err) + "; it is tried again when the mapping changes, and at every full resync"}
+			message: "EKS refused the access entry: " + errorMessage(d.Err) + " It is asked again when the mapping changes, or, for a limit, when the cluster has fewer entries."}
 	case accessentry.DesiredPending:
 		progressing.message = fmt.Sprintf("The role's ARN could not be read from IAM yet: %s", errorMessage(d.Err))
 		return progressing

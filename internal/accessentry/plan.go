@@ -53,8 +53,7 @@ const (
 	// as invalid (or over its limits): asking again unchanged cannot
 	// succeed, and stopping at it every pass would hold back every other
 	// mapping. Its entries are kept as they are, as with DesiredPending,
-	// until the mapping translates to something else or the next full
-	// resync tries again.
+	// until the controller asks EKS again.
 	DesiredRefused DesiredKind = "Refused"
 )
 
@@ -538,7 +537,7 @@ func (p *planner) settle(desired []Desired, s *Sync) {
 		case d.Kind == DesiredEntry:
 			o.State, o.Message = StateSynced, "the access entry of "+d.Entry.PrincipalARN+" is the translation"
 		case d.Kind == DesiredRefused:
-			o.State, o.Message = StateRefused, "EKS refused the access entry of the translation; it is tried again when the mapping changes or at the next full resync"
+			o.State, o.Message = StateRefused, "EKS refused the access entry of the translation"
 			if d.Err != nil {
 				o.Message += ": " + d.Err.Error()
 			}

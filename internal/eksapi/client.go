@@ -49,10 +49,10 @@ type Options struct {
 	// parallel. Exported for the tests of other packages (the envtest
 	// suite), which build the client the operator builds.
 	LoadOptions []func(*config.LoadOptions) error
-	// maxBackoff caps the retryer's backoff between attempts; zero is the
-	// SDK's default (20s). Tests shorten it so that retries take
-	// milliseconds.
-	maxBackoff time.Duration
+	// MaxBackoff caps the retryer's backoff between attempts; zero (what
+	// the operator sets) is the SDK's default, 20s. Tests shorten it so
+	// that retries take milliseconds.
+	MaxBackoff time.Duration
 }
 
 // RateLimit is a token bucket: QPS calls per second on average, Burst at
@@ -94,8 +94,8 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = maxAttempts
-				if o.maxBackoff > 0 {
-					so.MaxBackoff = o.maxBackoff
+				if o.MaxBackoff > 0 {
+					so.MaxBackoff = o.MaxBackoff
 				}
 			})
 		}),

@@ -33,7 +33,13 @@ func IsRefused(err error) bool {
 	return isA[*types.InvalidParameterException](err) ||
 		isA[*types.InvalidRequestException](err) ||
 		isA[*types.BadRequestException](err) ||
-		isA[*types.ResourceLimitExceededException](err)
+		IsLimitExceeded(err)
+}
+
+// IsLimitExceeded reports whether EKS refused the request as over a limit
+// of the cluster (ResourceLimitExceededException).
+func IsLimitExceeded(err error) bool {
+	return isA[*types.ResourceLimitExceededException](err)
 }
 
 // Message is AWS's own message in err, such as why a request was invalid,

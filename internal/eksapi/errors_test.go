@@ -110,7 +110,7 @@ func TestLimitIsARefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.CreateEntry(ctx(t), Entry{PrincipalARN: userARN})
-	if !IsRefused(err) || IsConflict(err) || IsNotFound(err) {
+	if !IsRefused(err) || !IsLimitExceeded(err) || IsConflict(err) || IsNotFound(err) {
 		t.Fatalf("the entry over the limit: %v, want a refusal", err)
 	}
 }

@@ -54,7 +54,7 @@ func newClient(t *testing.T, s *awsfake.Server, limit RateLimit) (*Client, *prom
 		RateLimit:   limit,
 		Registerer:  reg,
 		LoadOptions: fakeConfig(s),
-		maxBackoff:  5 * time.Millisecond,
+		MaxBackoff:  5 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -51,10 +51,19 @@ func startAccessEntryOperator(t *testing.T) (*awsfake.Server, *controllers.Acces
 }
 
 // startAccessEntryOperatorIn is startAccessEntryOperator with the cluster
-// in authentication mode mode.
-func startAccessEntryOperatorIn(t *testing.T, mode string) (*awsfake.Server, *controllers.AccessEntryReconciler) {
+// in authentication mode mode, and the fake made with opts.
+func startAccessEntryOperatorIn(t *testing.T, mode string, opts ...awsfake.Option) (*awsfake.Server, *controllers.AccessEntryReconciler) {
 	t.Helper()
-	fake := awsfake.New()
+	fake := startAccessEntryCluster(t, mode, opts...)
+	_, r := runAccessEntryOperator(t, fake)
+	return fake, r
+}
+
+// startAccessEntryCluster empties the cluster and starts the fake EKS and
+// IAM, with cluster "dev" in mode, and no operator yet.
+func startAccessEntryCluster(t *testing.T, mode string, opts ...awsfake.Option) *awsfake.Server {
+	t.Helper()
+	fake := awsfake.New(opts...)
 	t.Cleanup(fake.Close)
 	if _, err := fake.SeedCluster(awsfake.Cluster{Name: eksCluster, AuthenticationMode: mode}); err != nil {
 		t.Fatal(err)
@@ -62,9 +71,18 @@ func startAccessEntryOperatorIn(t *testing.T, mode string) (*awsfake.Server, *co
 	if err := fake.SeedPrincipals(adminsRole, nodesRole, aliceUser, creatorRole); err != nil {
 		t.Fatal(err)
 	}
+	resetCluster(t)
+	return fake
+}
+
+// runAccessEntryOperator runs the operator with a new access entry
+// controller pointed at fake, as a restart of the process would.
+func runAccessEntryOperator(t *testing.T, fake *awsfake.Server) (*operator, *controllers.AccessEntryReconciler) {
+	t.Helper()
 	eks, err := eksapi.New(context.Background(), eksapi.Options{
 		ClusterName: eksCluster,
 		RateLimit:   eksapi.RateLimit{QPS: 1000, Burst: 1000},
+		MaxBackoff:  20 * time.Millisecond,
 		Registerer:  prometheus.NewRegistry(),
 		LoadOptions: []func(*config.LoadOptions) error{
 			config.WithRegion(awsfake.DefaultRegion),
@@ -76,9 +94,7 @@ func startAccessEntryOperatorIn(t *testing.T, mode string) (*awsfake.Server, *co
 		t.Fatal(err)
 	}
 	r := &controllers.AccessEntryReconciler{EKS: eks, Resync: accessEntryResync, FullResync: 10 * accessEntryResync, MaxRemovedShare: 0.5}
-	resetCluster(t)
-	runOperatorWith(t, cfg, managed.Immutable, r)
-	return fake, r
+	return runOperatorWith(t, cfg, managed.Immutable, r), r
 }
 
 // seedCreator gives the cluster the entry EKS makes for its creator:
