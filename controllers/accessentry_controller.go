@@ -482,7 +482,17 @@ func (r *AccessEntryReconciler) run(ctx context.Context, st accessentry.Step) er
 		if !ok {
 			return errors.New("the entry to tag was not described")
 		}
-		return r.EKS.TagEntry(ctx, e.ARN, map[string]string{accessentry.MappingTag: st.Mapping})
+		tags := map[string]string{accessentry.MappingTag: st.Mapping}
+		if st.Adopt {
+			tags[accessentry.AdoptedTag] = "true"
+		}
+		return r.EKS.TagEntry(ctx, e.ARN, tags)
+	case accessentry.StepRelease:
+		e, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		if !ok {
+			return errors.New("the entry to release was not described")
+		}
+		return r.EKS.UntagEntry(ctx, e.ARN, []string{accessentry.MappingTag, accessentry.AdoptedTag})
 	case accessentry.StepRecreate:
 		if err := r.EKS.DeleteEntry(ctx, st.PrincipalARN); err != nil && !eksapi.IsNotFound(err) {
 			return err

@@ -23,6 +23,7 @@ const (
 	entryRestored = "Restored" // the entry of a synced mapping, changed or deleted out of band
 	entryUpdated  = "Updated"  // the entry follows a change of the mapping
 	entryDeleted  = "Deleted"  // the mapping is gone or has no entry any more
+	entryReleased = "Released" // as Deleted, for an adopted entry: its tags removed, the entry left to whoever made it
 )
 
 // The causes of aws_auth_guardian_access_entry_drift_restorations_total.
@@ -89,10 +90,12 @@ func (r *AccessEntryReconciler) report(ctx context.Context, p accessEntryPass) {
 			action = entryAdopted
 		case has(accessentry.StepDelete):
 			action = entryDeleted
+		case has(accessentry.StepRelease):
+			action = entryReleased
 		}
 		// Steps for a mapping whose entry was its translation, which is
 		// the same still, undo what someone else did to the entry.
-		if prev, ok := s.synced[k.mapping]; ok && action != entryDeleted && accessentry.Equal(prev, desired[k.mapping].Entry) {
+		if prev, ok := s.synced[k.mapping]; ok && action != entryDeleted && action != entryReleased && accessentry.Equal(prev, desired[k.mapping].Entry) {
 			drift[k.mapping] = driftChanged
 			if has(accessentry.StepCreate) {
 				drift[k.mapping] = driftMissing

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,13 @@ import (
 // without it (the cluster creator's, those EKS makes for node groups and
 // Fargate profiles, anyone else's) is never changed nor deleted.
 const MappingTag = "iam.aws-auth-guardian.dev/mapping"
+
+// AdoptedTag marks an entry of ours that someone else made and the
+// operator adopted (StepTag) because it was the translation already: the
+// creator's, one EKS made for a node group. When its mapping no longer
+// wants it, it is released (StepRelease: both tags removed), not deleted,
+// so that the operator never takes away an entry it did not make.
+const AdoptedTag = "iam.aws-auth-guardian.dev/adopted"
 
 // PrincipalKey is the one key access entries are matched by: the principal
 // ARN in lower case. IAM keeps role and user names unique without case
@@ -97,8 +105,9 @@ type StepKind string
 // with neither; deletions come last, after what replaces them exists.
 const (
 	// StepTag tags PrincipalARN with MappingTag = Mapping: adopting an
-	// untagged entry that already is the translation, or taking over an
-	// entry of ours that another mapping's tag names.
+	// untagged entry that already is the translation (Adopt, which adds
+	// AdoptedTag too), or taking over an entry of ours that another
+	// mapping's tag names.
 	StepTag StepKind = "Tag"
 	// StepRecreate deletes the entry of PrincipalARN and creates Entry (of
 	// the same PrincipalARN) tagged with Mapping: EKS cannot change an
@@ -118,13 +127,17 @@ const (
 	// StepDisassociate disassociates Policy.ARN from the entry of
 	// PrincipalARN.
 	StepDisassociate StepKind = "Disassociate"
+	// StepRelease removes MappingTag and AdoptedTag from the entry of
+	// PrincipalARN, an adopted one, where StepDelete would delete an entry
+	// the operator made. Access does not change.
+	StepRelease StepKind = "Release"
 	// StepDelete deletes the entry of PrincipalARN, one of ours: its
 	// mapping is gone, has no entry any more, names another principal
 	// now, or lost its principal to an older mapping.
 	StepDelete StepKind = "Delete"
 )
 
-var stepOrder = []StepKind{StepTag, StepRecreate, StepCreate, StepUpdate, StepAssociate, StepDisassociate, StepDelete}
+var stepOrder = []StepKind{StepTag, StepRecreate, StepCreate, StepUpdate, StepAssociate, StepDisassociate, StepRelease, StepDelete}
 
 // Step is one call to EKS.
 type Step struct {
@@ -141,6 +154,8 @@ type Step struct {
 	// Policy is what StepAssociate associates; StepDisassociate uses its
 	// ARN.
 	Policy Policy `json:",omitzero"`
+	// Adopt is set on the StepTag that adopts an entry not ours.
+	Adopt bool `json:",omitzero"`
 }
 
 // State is how far a mapping's access entry is.
@@ -332,7 +347,11 @@ func (p *planner) plan(desired []Desired) {
 		if d, ok := byName[name]; ok && (d.Kind == DesiredPending || d.Kind == DesiredRefused) {
 			continue
 		}
-		p.add(Step{Kind: StepDelete, PrincipalARN: o.Entry.PrincipalARN, Mapping: name})
+		kind := StepDelete
+		if o.Tags[AdoptedTag] != "" {
+			kind = StepRelease
+		}
+		p.add(Step{Kind: kind, PrincipalARN: o.Entry.PrincipalARN, Mapping: name})
 	}
 }
 
@@ -348,13 +367,20 @@ func (p *planner) planEntry(d Desired, at []int) (int, bool) {
 			others = append(others, i)
 		}
 	}
-	if len(others) > 0 {
+	// d's own entry, already the translation, is kept beside others of
+	// its principal (ARNs in another case), which are left alone:
+	// adopting one of them would release d's, and the next pass adopt
+	// that one back.
+	synced := slices.ContainsFunc(ours, func(i int) bool {
+		return p.observed[i].Mapping() == d.Name && Equal(want, p.observed[i].Entry)
+	})
+	if len(others) > 0 && !synced {
 		// Not ours: adopt it if it already is the translation, and is the
 		// principal's one such entry (entries of ours beside it, ARNs in
-		// another case, are deleted as duplicates).
+		// another case, go as duplicates).
 		o := p.observed[others[0]]
 		if len(others) == 1 && Equal(want, o.Entry) {
-			p.add(Step{Kind: StepTag, PrincipalARN: o.Entry.PrincipalARN, Mapping: d.Name})
+			p.add(Step{Kind: StepTag, PrincipalARN: o.Entry.PrincipalARN, Mapping: d.Name, Adopt: true})
 			return others[0], true
 		}
 		p.outcomes[d.Name] = Outcome{UID: d.UID, State: StateConflict, With: o.Entry.PrincipalARN,
@@ -590,7 +616,20 @@ func simulate(observed []Observed, steps []Step) []Observed {
 			}
 		case StepTag:
 			if i >= 0 {
+				state[i].Tags = maps.Clone(state[i].Tags)
+				if state[i].Tags == nil {
+					state[i].Tags = map[string]string{}
+				}
 				state[i].Tags[MappingTag] = st.Mapping
+				if st.Adopt {
+					state[i].Tags[AdoptedTag] = "true"
+				}
+			}
+		case StepRelease:
+			if i >= 0 {
+				state[i].Tags = maps.Clone(state[i].Tags)
+				delete(state[i].Tags, MappingTag)
+				delete(state[i].Tags, AdoptedTag)
 			}
 		case StepUpdate:
 			if i >= 0 {

@@ -60,6 +60,16 @@ func (m eks) apply(t *testing.T, s accessentry.Step) {
 			o.Tags = map[string]string{}
 		}
 		o.Tags[accessentry.MappingTag] = s.Mapping
+		if s.Adopt {
+			o.Tags[accessentry.AdoptedTag] = "true"
+		}
+		m[s.PrincipalARN] = o
+	case accessentry.StepRelease:
+		if o.Tags[accessentry.AdoptedTag] == "" {
+			t.Fatalf("Release of %s, which the operator made: it is deleted", s.PrincipalARN)
+		}
+		delete(o.Tags, accessentry.MappingTag)
+		delete(o.Tags, accessentry.AdoptedTag)
 		m[s.PrincipalARN] = o
 	case accessentry.StepUpdate:
 		if o.Entry.Type != iamv1alpha1.AccessEntryStandard {
@@ -174,6 +184,9 @@ func fuzzInput(data []byte) ([]accessentry.Desired, []accessentry.Observed, acce
 		o := accessentry.Observed{Entry: e, Tags: map[string]string{"other": "x"}}
 		if tagValue != "" {
 			o.Tags[accessentry.MappingTag] = tagValue
+			if r.next(3) == 0 {
+				o.Tags[accessentry.AdoptedTag] = "true"
+			}
 		}
 		observed = append(observed, o)
 	}
@@ -283,6 +296,10 @@ func checkPlan(t *testing.T, desired []accessentry.Desired, observed []accessent
 			managed++
 		}
 	}
+	adopted := map[string]bool{}
+	for _, o := range observed {
+		adopted[o.Entry.PrincipalARN] = o.Tags[accessentry.AdoptedTag] != ""
+	}
 	kept := map[string]bool{}
 	for _, d := range desired {
 		kept[d.Name] = d.Kind == accessentry.DesiredPending || d.Kind == accessentry.DesiredRefused
@@ -290,6 +307,10 @@ func checkPlan(t *testing.T, desired []accessentry.Desired, observed []accessent
 	for _, s := range plan.Steps {
 		if s.Kind == accessentry.StepDelete {
 			deleted++
+		}
+		// An entry the operator did not make is given back, never deleted.
+		if s.Kind == accessentry.StepDelete && adopted[s.PrincipalARN] {
+			t.Fatalf("the adopted entry of %s is deleted", s.PrincipalARN)
 		}
 		// Not knowing the translation, or EKS refusing it, is no reason
 		// to take away what the mapping had.

@@ -78,6 +78,24 @@ func tag(mapping, arn string) accessentry.Step {
 	return accessentry.Step{Kind: accessentry.StepTag, PrincipalARN: arn, Mapping: mapping}
 }
 
+// adopt is the tag step that makes an untagged entry ours.
+func adopt(mapping, arn string) accessentry.Step {
+	st := tag(mapping, arn)
+	st.Adopt = true
+	return st
+}
+
+func release(mapping, arn string) accessentry.Step {
+	return accessentry.Step{Kind: accessentry.StepRelease, PrincipalARN: arn, Mapping: mapping}
+}
+
+// adopted is an entry of mapping that the operator adopted.
+func adopted(mapping string, e accessentry.Entry) accessentry.Observed {
+	o := ours(mapping, e)
+	o.Tags[accessentry.AdoptedTag] = "true"
+	return o
+}
+
 func held(reason string, steps ...accessentry.Step) []accessentry.Held {
 	var out []accessentry.Held
 	for _, s := range steps {
@@ -173,13 +191,29 @@ func TestPlanRules(t *testing.T) {
 		{name: "an untagged entry equal to the translation is adopted by tagging it, and nothing else",
 			desired:  []accessentry.Desired{wants("a", 0, admins)},
 			observed: []accessentry.Observed{notOurs(std(arnA, "admin", []string{"ops"}, adminPolicy))},
-			steps:    []accessentry.Step{tag("a", arnA)},
+			steps:    []accessentry.Step{adopt("a", arnA)},
 			states:   map[string]accessentry.State{"a": accessentry.StateProgressing}},
 		{name: "an untagged node entry EKS made is adopted when the mapping is that node role",
 			desired:  []accessentry.Desired{wants("n", 0, node(arnNodes, "EC2_LINUX"))},
 			observed: []accessentry.Observed{notOurs(accessentry.Entry{PrincipalARN: arnNodes, Type: "EC2_LINUX", Username: "system:node:{{EC2PrivateDNSName}}", KubernetesGroups: []string{"system:nodes"}})},
-			steps:    []accessentry.Step{tag("n", arnNodes)},
+			steps:    []accessentry.Step{adopt("n", arnNodes)},
 			states:   map[string]accessentry.State{"n": accessentry.StateProgressing}},
+		{name: "an adopted entry whose mapping is gone is released, not deleted",
+			desired:  []accessentry.Desired{wants("a", 0, admins)},
+			observed: []accessentry.Observed{ours("a", admins), adopted("gone", node(arnNodes, "EC2_LINUX"))},
+			steps:    []accessentry.Step{release("gone", arnNodes)},
+			states:   map[string]accessentry.State{"a": accessentry.StateSynced}},
+		{name: "an adopted entry whose mapping has no entry any more is released",
+			desired:  []accessentry.Desired{noEntry("b", accessentry.DesiredNotRepresentable)},
+			observed: []accessentry.Observed{adopted("b", viewer)},
+			steps:    []accessentry.Step{release("b", arnB)},
+			states:   map[string]accessentry.State{"b": accessentry.StateProgressing}},
+		{name: "an adopted entry is kept up to date as one the operator made",
+			desired:  []accessentry.Desired{wants("a", 0, std(arnA, "root", []string{"ops"}, adminPolicy))},
+			observed: []accessentry.Observed{adopted("a", admins)},
+			steps: []accessentry.Step{{Kind: accessentry.StepUpdate, PrincipalARN: arnA, Mapping: "a",
+				Entry: accessentry.Entry{PrincipalARN: arnA, Type: "STANDARD", Username: "root", KubernetesGroups: []string{"ops"}}}},
+			states: map[string]accessentry.State{"a": accessentry.StateProgressing}},
 		{name: "an untagged entry that differs is a conflict and is left alone",
 			desired:  []accessentry.Desired{wants("a", 0, admins)},
 			observed: []accessentry.Observed{notOurs(std(arnA, "admin", []string{"ops"}, viewPolicy))},

@@ -2,6 +2,7 @@ package eksapi
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -180,6 +181,13 @@ func TestEntryLifecycle(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("DescribeEntry (-want +got):\n%s", diff)
+	}
+
+	if err := c.UntagEntry(ctx(t), created.ARN, []string{"team", "absent"}); err != nil {
+		t.Fatal(err)
+	}
+	if tags := entryOf(t, s, roleARN).Tags; !maps.Equal(tags, map[string]string{"owner": "aws-auth-guardian"}) {
+		t.Errorf("after UntagEntry the fake holds tags %v, want only owner", tags)
 	}
 
 	if err := c.DisassociatePolicy(ctx(t), roleARN, view); err != nil {

@@ -177,6 +177,15 @@ func (c *Client) TagEntry(ctx context.Context, entryARN string, tags map[string]
 	return nil
 }
 
+// UntagEntry removes the tags of keys from an access entry.
+func (c *Client) UntagEntry(ctx context.Context, entryARN string, keys []string) error {
+	_, err := c.eks.UntagResource(ctx, &eks.UntagResourceInput{ResourceArn: aws.String(entryARN), TagKeys: keys})
+	if err != nil {
+		return fmt.Errorf("untagging access entry %s: %w", entryARN, err)
+	}
+	return nil
+}
+
 // AssociatePolicy associates an access policy with an access entry, or
 // changes the scope of one already associated.
 func (c *Client) AssociatePolicy(ctx context.Context, principalARN, policyARN string, scope Scope) error {

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,10 +29,6 @@ const (
 	// strangerRole has an entry someone else made, for no mapping.
 	strangerRole = "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/stranger"
 )
-
-func withAccessEntryType(typ iamv1alpha1.AccessEntryType) mappingtest.Option {
-	return func(m *iamv1alpha1.IAMIdentityMapping) { m.Spec.AccessEntryType = typ }
-}
 
 // withAccessPolicy adds one access policy, on the namespaces given or the
 // whole cluster.
@@ -153,6 +150,23 @@ func TestAccessEntryAdoptionAndRestore(t *testing.T) {
 		g.Expect(entries[adminsRole].Policies).To(ConsistOf(policyOf("AmazonEKSClusterAdminPolicy")))
 	}).WithTimeout(3 * 10 * accessEntryResync).WithPolling(interval).Should(Succeed())
 	g.Eventually(changed).WithTimeout(timeout).WithPolling(interval).Should(Equal(before + 2))
+
+	// alice's mapping deleted: the entry it adopted is given back, its
+	// tags removed, not deleted; the mapping goes.
+	since = time.Now()
+	g.Expect(k.Delete(context.Background(), getMapping(g, "alice"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		alice, ok := entriesOf(g, fake)[aliceUser]
+		g.Expect(ok).To(BeTrue(), "the adopted entry of alice was deleted")
+		g.Expect(alice.ARN).To(Equal(seeded.ARN))
+		g.Expect(alice.Tags).NotTo(HaveKey(accessentry.MappingTag))
+		g.Expect(alice.Tags).NotTo(HaveKey(accessentry.AdoptedTag))
+		err := k.Get(context.Background(), client.ObjectKey{Name: "alice"}, &iamv1alpha1.IAMIdentityMapping{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "alice: %v", err)
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	g.Expect(namesOf(normalEvents(g, "Released", since))).To(ConsistOf("alice"))
+	// The entry the operator made for admins is its own, and untouched.
+	g.Expect(entriesOf(g, fake)[adminsRole].Tags).NotTo(HaveKey(accessentry.AdoptedTag))
 }
 
 func expectSynced(g Gomega, names ...string) {
