@@ -214,9 +214,13 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading the cluster's authentication mode: %w", err)
 		}
-		if !acceptsEntries(mode) && mode != r.mode {
+		if mode != r.mode {
 			// Once per change of mode, not every pass.
-			log.Info("The cluster does not accept access entries; leaving them alone until its authentication mode changes", "authenticationMode", mode)
+			if !acceptsEntries(mode) {
+				log.Info("The cluster does not accept access entries; leaving them alone until its authentication mode changes", "authenticationMode", mode)
+			}
+			authenticationMode.Reset()
+			authenticationMode.WithLabelValues(cmp.Or(mode, "CONFIG_MAP")).Set(1)
 		}
 		r.mode, r.fullAt, r.described = mode, time.Now(), nil
 	}

@@ -60,6 +60,10 @@ var (
 		Name: "aws_auth_guardian_access_entries",
 		Help: "Access entries of the cluster by state, as last listed: managed (tagged as the operator's), unmanaged (someone else's, left alone); and IAMIdentityMappings a person must act on: conflict, blocked, refused (EKS refused the translation).",
 	}, []string{"state"})
+	authenticationMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_eks_authentication_mode",
+		Help: "1 for the cluster's authentication mode as last read from EKS (CONFIG_MAP, API_AND_CONFIG_MAP, API); absent while the access entry target is off or before the first read.",
+	}, []string{"mode"})
 	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_last_apply_timestamp_seconds",
 		Help: "Unix time of the last successful write to aws-auth.",
@@ -69,5 +73,5 @@ var (
 func init() {
 	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
 		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply, backupRejectedTotal,
-		accessEntryDriftRestorationsTotal, accessEntryBlocked, accessEntriesGauge)
+		accessEntryDriftRestorationsTotal, accessEntryBlocked, accessEntriesGauge, authenticationMode)
 }

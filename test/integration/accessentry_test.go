@@ -329,6 +329,10 @@ func TestAccessEntryAPIModeReadyByAccessEntriesAlone(t *testing.T) {
 		}
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	g.Expect(entriesOf(g, fake)).To(BeEmpty())
+	modeIs := func(mode string) {
+		g.Expect(metricValue(g, "aws_auth_guardian_eks_authentication_mode", map[string]string{"mode": mode})).To(Equal(1.0))
+	}
+	modeIs("CONFIG_MAP")
 
 	// API_AND_CONFIG_MAP: the account mapping has no entry, and aws-auth
 	// still grants it, so it stays Ready.
@@ -341,6 +345,7 @@ func TestAccessEntryAPIModeReadyByAccessEntriesAlone(t *testing.T) {
 		g.Expect(ready(g, "account").Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(ready(g, "alice").Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	modeIs("API_AND_CONFIG_MAP")
 
 	// API: aws-auth grants nothing; the account mapping says so.
 	g.Expect(fake.SetAuthenticationMode(eksCluster, awsfake.ModeAPI)).To(Succeed())
@@ -352,6 +357,7 @@ func TestAccessEntryAPIModeReadyByAccessEntriesAlone(t *testing.T) {
 		g.Expect(ready(g, "alice").Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(ready(g, "nodes").Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+	modeIs("API")
 	// aws-auth is still written, the account mapping in it.
 	g.Expect(liveEntries(g)).To(HaveLen(3))
 }
