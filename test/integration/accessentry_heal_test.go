@@ -2,9 +2,12 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
@@ -75,4 +78,120 @@ func TestAWSAuthHealsWhileEKSHangs(t *testing.T) {
 func expectStillHung(g Gomega, fake *awsfake.Server, hung awsfake.CallCounts) {
 	g.Expect(fake.InFlight()).NotTo(BeEmpty(), "no EKS call is held any more: the test no longer shows anything")
 	g.Expect(fake.Calls()).To(Equal(hung), "an EKS call ended while every call should hang")
+}
+
+// At rest, with the target on and nothing changing, the access entry
+// reconciler only reads: per pass ceil(entries/100) ListAccessEntries, and
+// at each full resync DescribeCluster and, since a full resync describes
+// every entry again (that is how an entry changed in place is found), one
+// DescribeAccessEntry and one ListAssociatedAccessPolicies per entry. No
+// write, and no IAM call (role ARNs are cached). 150 entries, so that the
+// list takes two pages.
+func TestAccessEntryCallsAtRest(t *testing.T) {
+	g := NewWithT(t)
+	fake, r := startAccessEntryOperator(t)
+	const n = 150
+	var arns []string
+	var objs []client.Object
+	for i := range n {
+		name := fmt.Sprintf("rest-%03d", i)
+		arn := "arn:aws:iam::" + awsfake.DefaultAccountID + ":role/" + name
+		arns = append(arns, arn)
+		objs = append(objs, role(name, arn, "viewers"))
+	}
+	g.Expect(fake.SeedPrincipals(arns...)).To(Succeed())
+	create(t, objs...)
+	// Converged: every entry made, and a pass has since planned nothing,
+	// so that it has described them all.
+	g.Eventually(func(g Gomega) {
+		g.Expect(entriesOf(g, fake)).To(HaveLen(n))
+		sync, ok := r.LastSync()
+		g.Expect(ok).To(BeTrue())
+		g.Expect(sync.Steps).To(BeEmpty())
+		g.Expect(sync.Held).To(BeEmpty())
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
+
+	from, fromPasses := callsBetweenPasses(g, fake)
+	var calls awsfake.CallCounts
+	var passes, full int
+	// At least a dozen resyncs, and a full one among them.
+	g.Eventually(func(g Gomega) {
+		c, p := callsBetweenPasses(g, fake)
+		calls, passes = delta(c, from), int(p-fromPasses)
+		full = calls.Total("DescribeCluster")
+		g.Expect(passes).To(BeNumerically(">=", 12))
+		g.Expect(full).To(BeNumerically(">=", 1))
+	}).WithTimeout(timeout).WithPolling(accessEntryResync).Should(Succeed())
+
+	t.Logf("%d passes, %d of them full: %v", passes, full, calls)
+	reads := []string{"ListAccessEntries", "DescribeCluster", "DescribeAccessEntry", "ListAssociatedAccessPolicies"}
+	for _, op := range calls.Operations() {
+		g.Expect(reads).To(ContainElement(op), "%s called at rest: %v", op, calls)
+		g.Expect(calls[op]).To(HaveKeyWithValue(awsfake.OutcomeOK, calls.Total(op)), "%s: %v", op, calls[op])
+	}
+	for _, write := range []string{"CreateAccessEntry", "UpdateAccessEntry", "DeleteAccessEntry", "AssociateAccessPolicy", "DisassociateAccessPolicy", "TagResource", "UntagResource"} {
+		g.Expect(calls.Total(write)).To(BeZero(), write)
+	}
+	g.Expect(calls.Total("GetRole")).To(BeZero())
+	pages := (n + 99) / 100
+	g.Expect(calls.Total("ListAccessEntries")).To(Equal(pages*passes), "%d passes of %d pages", passes, pages)
+	g.Expect(calls.Total("DescribeAccessEntry")).To(Equal(n*full), "%d full passes of %d entries", full, n)
+	g.Expect(calls.Total("ListAssociatedAccessPolicies")).To(Equal(n*full), "%d full passes of %d entries", full, n)
+}
+
+// callsBetweenPasses reads the fake's counters, and how many passes the
+// access entry reconciler has run, at a moment when no pass runs: its
+// worker idle before and after the read, and no pass ended in between.
+// A pass caught in the middle would show half its calls.
+func callsBetweenPasses(g Gomega, fake *awsfake.Server) (awsfake.CallCounts, float64) {
+	var calls awsfake.CallCounts
+	var passes float64
+	g.Eventually(func() bool {
+		if accessEntryMetric(g, "controller_runtime_active_workers") != 0 {
+			return false
+		}
+		before := accessEntryMetric(g, "controller_runtime_reconcile_total")
+		calls = fake.Calls()
+		if accessEntryMetric(g, "controller_runtime_active_workers") != 0 {
+			return false
+		}
+		passes = accessEntryMetric(g, "controller_runtime_reconcile_total")
+		return passes == before
+	}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue(), "the access entry reconciler never rested between passes")
+	return calls, passes
+}
+
+// accessEntryMetric sums a controller-runtime series of the access entry
+// controller over its other labels (reconcile_total has one per result).
+func accessEntryMetric(g Gomega, name string) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if hasLabels(m, map[string]string{"controller": "eks-access-entries"}) {
+				total += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+// delta is the calls in now that were not yet in before.
+func delta(now, before awsfake.CallCounts) awsfake.CallCounts {
+	out := awsfake.CallCounts{}
+	for op, byOutcome := range now {
+		for outcome, n := range byOutcome {
+			if d := n - before[op][outcome]; d > 0 {
+				if out[op] == nil {
+					out[op] = map[string]int{}
+				}
+				out[op][outcome] = d
+			}
+		}
+	}
+	return out
 }
