@@ -85,7 +85,7 @@ chart-sync: ## Refresh the chart's copies of config/ (the deploy test fails whil
 	cd test/deploy && go test -count=1 -run TestChartFilesMatchConfig -update .
 
 .PHONY: bench
-bench: controlplane build ## The real binary measured: heal latency, outages, bursts, scale, memory, requests at rest; writes docs/benchmarks.md (about 6 minutes).
+bench: controlplane build ## The real binary measured: heal latency (also with the access entry target on, EKS answering and hanging), outages, bursts, scale, memory, requests at rest; writes docs/benchmarks.md (about 8 minutes).
 	hack/bench.sh
 
 .PHONY: chaos

@@ -9,8 +9,8 @@
 // are the form-encoded POSTs to "/", everything else is routed as EKS. It
 // enforces the rules EKS documents for access entries with the error codes
 // the SDK maps to typed errors, can misbehave on purpose (see Fault),
-// counts calls (see Calls), and lets a test seed, inspect and change its
-// state directly in Go.
+// counts calls (see Calls) and those in flight (see InFlight), and lets a
+// test seed, inspect and change its state directly in Go.
 //
 // Signatures are not verified, but a request without an Authorization
 // header is refused, as AWS refuses it.
@@ -176,6 +176,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.error(routeErr)
 		return
 	}
+	// From here on the call may be held by a fault: InFlight shows it.
+	s.calls.begin(op.name)
+	defer s.calls.end(op.name)
 
 	f, injected := s.faults.draw(op.name, op.iam)
 	if f.Hang || f.Latency > 0 {
