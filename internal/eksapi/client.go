@@ -5,6 +5,7 @@
 package eksapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -49,11 +51,20 @@ type Options struct {
 	// parallel. Exported for the tests of other packages (the envtest
 	// suite), which build the client the operator builds.
 	LoadOptions []func(*config.LoadOptions) error
+	// AttemptTimeout bounds each attempt of a call, from connecting to the
+	// end of the answer; zero is DefaultAttemptTimeout. Without a bound, one
+	// call EKS never answers would hold the access entry reconciler, and
+	// with it every resync, until the operator restarts.
+	AttemptTimeout time.Duration
 	// MaxBackoff caps the retryer's backoff between attempts; zero (what
 	// the operator sets) is the SDK's default, 20s. Tests shorten it so
 	// that retries take milliseconds.
 	MaxBackoff time.Duration
 }
+
+// DefaultAttemptTimeout is how long one attempt of a call may take: EKS
+// answers in well under a second, and a resync comes every minute.
+const DefaultAttemptTimeout = 30 * time.Second
 
 // RateLimit is a token bucket: QPS calls per second on average, Burst at
 // once.
@@ -91,6 +102,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	}
 
 	loadOptions := append([]func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(cmp.Or(o.AttemptTimeout, DefaultAttemptTimeout))),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = maxAttempts

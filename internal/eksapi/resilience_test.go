@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/awsfake"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // With 30% of the calls throttled and 5% failed by the service, a run of
@@ -232,5 +234,39 @@ func TestHungAPIReturnsContextError(t *testing.T) {
 	}
 	if got := attempts(t, reg, "DescribeCluster", "no_response"); got != 1 {
 		t.Errorf("DescribeCluster no_response attempts = %d, want 1", got)
+	}
+}
+
+// An attempt EKS never answers ends at AttemptTimeout and is retried, so
+// that a hung API fails the call rather than holding its caller forever.
+func TestHungAttemptsTimeOut(t *testing.T) {
+	t.Parallel()
+	s := newFake(t)
+	reg := prometheus.NewRegistry()
+	c, err := New(ctx(t), Options{
+		ClusterName: clusterName, RateLimit: unlimited, Registerer: reg, LoadOptions: fakeConfig(s),
+		MaxBackoff: 5 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetFault("DescribeCluster", awsfake.Fault{Hang: true})
+	// The caller's context has no deadline of its own within the test's
+	// bound: only the attempt timeout can end the call.
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.AuthenticationMode(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "Client.Timeout") && !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("AuthenticationMode() = %v, want the attempts' timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("AuthenticationMode did not return: the attempts are not bounded")
+	}
+	if got := attempts(t, reg, "DescribeCluster", "no_response"); got < 2 {
+		t.Errorf("DescribeCluster no_response attempts = %d, want the timed-out attempt retried", got)
 	}
 }
