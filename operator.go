@@ -67,7 +67,7 @@ func (o *operator) BindFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of the entries last applied to aws-auth that one write may remove, once there are 5 or more; a larger removal is refused until allowed by annotation.")
 	fs.StringVar(&o.eksClusterName, "eks-cluster-name", "", "The EKS cluster whose access entries follow the mappings, beside aws-auth; empty leaves access entries alone and calls no AWS API.")
 	fs.DurationVar(&o.accessEntryResync, "access-entry-resync", time.Minute, "How often the access entries are listed without a mapping change, which bounds how long an entry deleted out of band stays missing.")
-	fs.DurationVar(&o.accessEntryFullResync, "access-entry-full-resync", 10*time.Minute, "How often the cluster's authentication mode and every access entry with its policies are read again, which bounds how long an entry changed in place stays changed.")
+	fs.DurationVar(&o.accessEntryFullResync, "access-entry-full-resync", 10*time.Minute, "How often the cluster's authentication mode is read again, and the time in which every access entry with its policies is read again (a share of them at each resync), which bounds how long an entry changed in place stays changed.")
 	fs.StringVar(&o.backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	// zap (--zap-devel, --zap-encoder, --zap-log-level, ...) and
 	// controller-runtime (--kubeconfig, read by ctrl.GetConfig) register

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,8 +48,9 @@ const afterChange = time.Second
 //
 // It runs with one worker on one key and keeps state between passes that
 // is right only with one worker: the cluster's authentication mode and the
-// entries it last described, so that a pass in between two full resyncs
-// costs ceil(N/100) list calls and a describe of each entry that is new.
+// entries it last described, so that a pass costs ceil(N/100) list calls,
+// a describe of each entry that is new, and the describes of the share of
+// entries whose turn it is to be checked (see observe).
 type AccessEntryReconciler struct {
 	// Client reads mappings from the cache.
 	Client client.Client
@@ -62,8 +65,9 @@ type AccessEntryReconciler struct {
 	// Resync is how often the entries are listed without a mapping event,
 	// which is how entries changed out of band are found.
 	Resync time.Duration
-	// FullResync is how often the mode is read again and every entry is
-	// described again, which is how an entry changed in place is found.
+	// FullResync is how often the mode is read again, and the time in
+	// which every entry is described again, which is how an entry changed
+	// in place is found.
 	FullResync time.Duration
 	// MaxRemovedShare is the largest share of the operator's entries one
 	// pass may delete (see accessentry.Guards).
@@ -76,7 +80,7 @@ type AccessEntryReconciler struct {
 	fullAt time.Time
 	// described are the entries as last described, by principal key. An
 	// entry a step touched is dropped, so that the next pass describes it.
-	described map[string]eksapi.Entry
+	described map[string]describedEntry
 	// reported is what report remembers to keep its events sparse.
 	reported reportState
 	// refused are, by mapping, the translations EKS refused (see
@@ -222,7 +226,7 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 			authenticationMode.Reset()
 			authenticationMode.WithLabelValues(cmp.Or(mode, "CONFIG_MAP")).Set(1)
 		}
-		r.mode, r.fullAt, r.described = mode, time.Now(), nil
+		r.mode, r.fullAt = mode, time.Now()
 	}
 	if !acceptsEntries(r.mode) {
 		r.reportNotAccepting()
@@ -270,40 +274,70 @@ func acceptsEntries(mode string) bool {
 	return mode == "API" || mode == "API_AND_CONFIG_MAP"
 }
 
-// observe lists the entries and describes those not described yet; an
-// entry gone from the list is forgotten.
+// describedEntry is an entry as described, and when.
+type describedEntry struct {
+	entry eksapi.Entry
+	at    time.Time
+}
+
+// observe lists the entries and describes those not described yet, and,
+// to find entries changed in place, the ones described longest ago: as
+// many per pass as make every entry described once per FullResync. The
+// check is spread over the passes rather than done at once, so that no
+// pass takes long (3,000 entries take two calls each, twenty minutes at
+// 5 calls a second) and a mapping's change never waits behind it. An entry
+// gone from the list is forgotten.
 func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Observed, error) {
 	arns, err := r.EKS.ListEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing the access entries: %w", err)
 	}
 	if r.described == nil {
-		r.described = map[string]eksapi.Entry{}
+		r.described = map[string]describedEntry{}
 	}
-	listed := make(map[string]bool, len(arns))
+	listed := make(map[string]string, len(arns))
 	for _, arn := range arns {
-		k := accessentry.PrincipalKey(arn)
-		listed[k] = true
-		if _, ok := r.described[k]; ok {
-			continue
-		}
-		e, err := r.EKS.DescribeEntry(ctx, arn)
+		listed[accessentry.PrincipalKey(arn)] = arn
+	}
+	maps.DeleteFunc(r.described, func(k string, _ describedEntry) bool { _, ok := listed[k]; return !ok })
+	for _, k := range r.toDescribe(listed) {
+		e, err := r.EKS.DescribeEntry(ctx, listed[k])
 		switch {
 		case eksapi.IsNotFound(err):
 			// Deleted since the list: as if not listed.
-			delete(listed, k)
+			delete(r.described, k)
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("describing the access entry of %s: %w", arn, err)
+			return nil, fmt.Errorf("describing the access entry of %s: %w", listed[k], err)
 		}
-		r.described[k] = e
+		r.described[k] = describedEntry{entry: e, at: time.Now()}
 	}
-	maps.DeleteFunc(r.described, func(k string, _ eksapi.Entry) bool { return !listed[k] })
 	observed := make([]accessentry.Observed, 0, len(r.described))
 	for _, k := range slices.Sorted(maps.Keys(r.described)) {
-		observed = append(observed, observedOf(r.described[k]))
+		observed = append(observed, observedOf(r.described[k].entry))
 	}
 	return observed, nil
+}
+
+// toDescribe is, of the entries listed (by principal key), those not
+// described yet, then the turn of those described longest ago:
+// ceil(N x Resync / FullResync) of them, so that each is described again
+// within a FullResync.
+func (r *AccessEntryReconciler) toDescribe(listed map[string]string) []string {
+	var fresh, known []string
+	for k := range listed {
+		if _, ok := r.described[k]; ok {
+			known = append(known, k)
+		} else {
+			fresh = append(fresh, k)
+		}
+	}
+	slices.Sort(fresh)
+	slices.SortFunc(known, func(a, b string) int {
+		return cmp.Or(r.described[a].at.Compare(r.described[b].at), strings.Compare(a, b))
+	})
+	turn := int(math.Ceil(float64(len(listed)) * float64(r.Resync) / float64(r.FullResync)))
+	return append(fresh, known[:min(turn, len(known))]...)
 }
 
 // observedOf is an entry as EKS returned it, in the planner's terms.
@@ -437,8 +471,8 @@ func (ref refusedTranslation) roomSince(entries int) bool {
 // list), or EKS refused a step for what it asks. Such a refusal is kept in
 // r.refused, so that the next pass plans without that mapping's steps
 // (and its guards count what is really there) rather than stopping at the
-// same step every pass. entries is how many entries the cluster has. Every entry a step touched is described again by
-// the next pass.
+// same step every pass. entries is how many entries the cluster has.
+// Every entry a step touched is described again by the next pass.
 func (r *AccessEntryReconciler) execute(ctx context.Context, steps []accessentry.Step, desired []accessentry.Desired, entries int) (done int, again bool, err error) {
 	for _, st := range steps {
 		k := accessentry.PrincipalKey(st.PrincipalARN)
@@ -482,7 +516,8 @@ func (r *AccessEntryReconciler) refuse(mapping string, desired []accessentry.Des
 func (r *AccessEntryReconciler) run(ctx context.Context, st accessentry.Step) error {
 	switch st.Kind {
 	case accessentry.StepTag:
-		e, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		d, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		e := d.entry
 		if !ok {
 			return errors.New("the entry to tag was not described")
 		}
@@ -492,7 +527,8 @@ func (r *AccessEntryReconciler) run(ctx context.Context, st accessentry.Step) er
 		}
 		return r.EKS.TagEntry(ctx, e.ARN, tags)
 	case accessentry.StepRelease:
-		e, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		d, ok := r.described[accessentry.PrincipalKey(st.PrincipalARN)]
+		e := d.entry
 		if !ok {
 			return errors.New("the entry to release was not described")
 		}
