@@ -147,7 +147,7 @@ var managerBinary = sync.OnceValues(func() (string, error) {
 	build := exec.Command("go", "build", "-o", manager, ".")
 	build.Dir = "../.."
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the operator: %v\n%s", err, out)
+		return "", fmt.Errorf("building the operator: %w\n%s", err, out)
 	}
 	return manager, nil
 })
