@@ -41,7 +41,7 @@ func TestRunLocalStopsEverythingOnSIGTERM(t *testing.T) {
 	g.Eventually(func() int { return strings.Count(r.output.String(), "is installed as shipped and denies") }).
 		WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Equal(len(controllers.ProtectionPolicies)), "one line per policy of config/policy")
 	g.Expect(r.output.String()).NotTo(ContainSubstring("protection\tWarning"))
-	g.Expect(r.output.String()).NotTo(ContainSubstring("ERROR"))
+	g.Expect(r.errors()).To(BeEmpty())
 
 	// Without EKS=fake, nothing of access entries: no AWS client in the
 	// operator, no fake, nothing about them in what to try.
@@ -123,7 +123,7 @@ func TestRunLocalWithFakeEKS(t *testing.T) {
 	g.Eventually(func(g Gomega) string { return r.kubectl(g, "describe", "iim", "ci-deployer") }).
 		WithTimeout(10 * time.Second).WithPolling(250 * time.Millisecond).
 		Should(MatchRegexp(`Normal\s+Restored\s+.*Restored the access entry of ` + regexp.QuoteMeta(ciDeployer)))
-	g.Expect(r.output.String()).NotTo(ContainSubstring("ERROR"))
+	g.Expect(r.errors()).To(BeEmpty())
 
 	// The fake's port is freed with the rest, and its state file removed.
 	port, err := strconv.Atoi(fake.Port())
@@ -280,6 +280,18 @@ func (r *runLocal) process(g Gomega, name string) process {
 	}
 	g.Expect(found).To(HaveLen(1), "processes named %s under hack/run-local.sh: %v", name, r.tree)
 	return found[0]
+}
+
+// errors are the lines of what the script printed that log an error, so
+// that a failure names them rather than the whole output.
+func (r *runLocal) errors() []string {
+	var found []string
+	for _, line := range strings.Split(r.output.String(), "\n") {
+		if strings.Contains(line, "ERROR") {
+			found = append(found, line)
+		}
+	}
+	return found
 }
 
 // statePath is where localcluster writes the fake EKS's address.
