@@ -103,8 +103,11 @@ fuzz: ## Fuzz render and parse for a while each.
 build: manifests generate ## Build bin/manager, stamped with its version (bin/manager version).
 	go build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/manager .
 
+# EKS=fake (make passes a command-line variable on to the script's
+# environment) also serves a fake EKS and IAM on loopback, and the
+# operator writes the samples' access entries there; no AWS account is used.
 .PHONY: run
-run: modules build controlplane ## Run bin/manager against a local control plane with config/policy and config/samples; prints what to try.
+run: modules build controlplane ## Run bin/manager against a local control plane with config/policy and config/samples; prints what to try. EKS=fake adds a fake EKS and IAM, for access entries.
 	hack/run-local.sh
 
 .PHONY: docker-build

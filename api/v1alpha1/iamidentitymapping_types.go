@@ -306,6 +306,7 @@ const (
 // +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Access-Entry",type=string,JSONPath=`.status.conditions[?(@.type=="AccessEntrySynced")].reason`,priority=1,description="The reason of AccessEntrySynced: Applied once the EKS access entry is the translation; empty while the access entry target is off (no --eks-cluster-name) or the cluster takes no access entries"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Groups",type=string,JSONPath=`.spec.groups`,priority=1
 // +kubebuilder:printcolumn:name="ARN",type=string,JSONPath=`.spec.arn`,priority=1,description="The ARN as written in the spec"
