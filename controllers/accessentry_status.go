@@ -27,6 +27,14 @@ type accessEntryVerdict struct {
 // to m and does not hold it: Ready is True only when every target that
 // applies holds the mapping.
 func withAccessEntry(m *iamv1alpha1.IAMIdentityMapping, status *iamv1alpha1.IAMIdentityMappingStatus, o *accessEntryOutcome) {
+	// With two targets, each says for itself whether it holds the
+	// mapping; aws-auth's verdict is what Ready said before the access
+	// entry's joins it.
+	if ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady); ready != nil {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+			Type: iamv1alpha1.ConditionAWSAuthSynced, Status: ready.Status, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: m.Generation,
+		})
+	}
 	if o != nil && !o.accepting {
 		// The cluster takes no access entries (CONFIG_MAP): the target
 		// does not apply, and says nothing.

@@ -294,6 +294,11 @@ func TestAccessEntryConditions(t *testing.T) {
 		g.Expect(c.Reason).To(Equal(reason), "%s: %v", name, c)
 		g.Expect(readyConditionOf(m)).NotTo(BeNil())
 		g.Expect(readyConditionOf(m).Status).To(Equal(ready), "%s: %v", name, m.Status.Conditions)
+		// aws-auth holds each of them, whatever the access entry says.
+		awsAuth := meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionAWSAuthSynced)
+		g.Expect(awsAuth).NotTo(BeNil(), "%s: %v", name, m.Status.Conditions)
+		g.Expect(awsAuth.Status).To(Equal(metav1.ConditionTrue), "%s: %v", name, awsAuth)
+		g.Expect(awsAuth.Reason).To(Equal(iamv1alpha1.ReasonApplied), "%s: %v", name, awsAuth)
 	}
 	g.Eventually(func(g Gomega) {
 		expect(g, "account", iamv1alpha1.ReasonNotRepresentable, metav1.ConditionTrue)
