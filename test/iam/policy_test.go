@@ -37,7 +37,8 @@ const (
 // Service" (and for IAM) of the Service Authorization Reference: the
 // access entry operations take access-entry (required), ListAccessEntries,
 // DescribeCluster and CreateAccessEntry take cluster, GetRole and PassRole
-// take role. TagResource takes the resource tagged, here an access entry.
+// take role. TagResource and UntagResource take the resource tagged, here
+// an access entry.
 var resourceOf = map[string]string{
 	"eks:DescribeCluster":              clusterARN,
 	"eks:ListAccessEntries":            clusterARN,
@@ -49,6 +50,7 @@ var resourceOf = map[string]string{
 	"eks:AssociateAccessPolicy":        accessEntryARN,
 	"eks:DisassociateAccessPolicy":     accessEntryARN,
 	"eks:TagResource":                  accessEntryARN,
+	"eks:UntagResource":                accessEntryARN,
 	"iam:GetRole":                      roleARN,
 	"iam:PassRole":                     roleARN,
 }
@@ -220,7 +222,7 @@ func TestThePolicyAllowsEveryCallOfTheOperatorAndNothingElse(t *testing.T) {
 }
 
 // TestThePolicyKeepsTheOperatorToItsOwnEntries: the operator may write only
-// its own tag, only create entries carrying it, and change only entries
+// its own tags, only create entries carrying it, and change only entries
 // that carry it (accessentry.MappingTag), so that a bug cannot touch the
 // creator's entry or anyone else's.
 func TestThePolicyKeepsTheOperatorToItsOwnEntries(t *testing.T) {
@@ -237,12 +239,25 @@ func TestThePolicyKeepsTheOperatorToItsOwnEntries(t *testing.T) {
 		}
 		return out
 	}
-	onlyOurTag := stringList{accessentry.MappingTag}
-	for _, action := range []string{"eks:CreateAccessEntry", "eks:TagResource"} {
+	// Created entries carry the mapping tag alone; adoption adds the
+	// adopted tag, and releasing an adopted entry removes both.
+	ourTags := map[string]stringList{
+		"eks:CreateAccessEntry": {accessentry.MappingTag},
+		"eks:TagResource":       {accessentry.MappingTag, accessentry.AdoptedTag},
+		"eks:UntagResource":     {accessentry.MappingTag, accessentry.AdoptedTag},
+	}
+	for _, action := range slices.Sorted(maps.Keys(ourTags)) {
 		for _, st := range of(action) {
-			if got := st.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]; !slices.Equal(got, onlyOurTag) {
-				t.Errorf("statement %s allows %s with the tag keys %v; only %v", st.Sid, action, got, onlyOurTag)
+			if got := st.Condition["ForAllValues:StringEquals"]["aws:TagKeys"]; !slices.Equal(got, ourTags[action]) {
+				t.Errorf("statement %s allows %s with the tag keys %v; only %v", st.Sid, action, got, ourTags[action])
 			}
+		}
+	}
+	// Only an entry the operator adopted is released: one it made is
+	// deleted, and one of someone else's is never touched.
+	for _, st := range of("eks:UntagResource") {
+		if got := st.Condition["Null"]["aws:ResourceTag/"+accessentry.AdoptedTag]; !slices.Equal(got, stringList{"false"}) {
+			t.Errorf("statement %s allows untagging an access entry without the tag %s", st.Sid, accessentry.AdoptedTag)
 		}
 	}
 	for _, st := range of("eks:CreateAccessEntry") {
