@@ -2,7 +2,6 @@ package eksapi
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,24 +100,4 @@ func attempts(t *testing.T, reg *prometheus.Registry, operation, result string) 
 		}
 	}
 	return 0
-}
-
-// clock is a hand-stepped clock for the role cache.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

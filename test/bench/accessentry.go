@@ -110,7 +110,7 @@ func (b *bench) measureAccessEntries(ctx context.Context, rep *report, reps int)
 	if err != nil {
 		return fmt.Errorf("EKS answering: %w", err)
 	}
-	duringHeals := callsSince(fake.Calls(), beforeHeals)
+	duringHeals := fake.Calls().Since(beforeHeals)
 
 	logf("waiting for the access entries of %d mappings, then %s at rest", n, eksRestWindow)
 	restAt, err := b.waitAccessEntriesAtRest(ctx, fake, n, 4*time.Minute)
@@ -135,7 +135,7 @@ func (b *bench) measureAccessEntries(ctx context.Context, rep *report, reps int)
 	if err != nil {
 		return fmt.Errorf("EKS hanging: %w", err)
 	}
-	stillHeld, answeredInHang := fake.InFlight(), callsSince(fake.Calls(), beforeHang)
+	stillHeld, answeredInHang := fake.InFlight(), fake.Calls().Since(beforeHang)
 
 	b.reportAccessEntries(rep, accessEntryRun{
 		n: n, reps: reps, answering: answering, busy: busy, duringHeals: duringHeals,
@@ -210,7 +210,7 @@ func (b *bench) waitAccessEntriesAtRest(ctx context.Context, fake *awsfake.Serve
 			last = c
 			return false
 		}
-		d := callsSince(c, last)
+		d := c.Since(last)
 		ops := d.Operations()
 		if len(ops) == 0 {
 			return false // no pass yet since the last look
@@ -260,7 +260,7 @@ func (b *bench) countAtRest(ctx context.Context, fake *awsfake.Server) (atRest, 
 		return r, ctx.Err()
 	case <-time.After(r.window):
 	}
-	r.calls = callsSince(fake.Calls(), from)
+	r.calls = fake.Calls().Since(from)
 	after, err := b.op.scrape()
 	if err != nil {
 		return r, err
@@ -272,22 +272,6 @@ func (b *bench) countAtRest(ctx context.Context, fake *awsfake.Server) (atRest, 
 	}
 	maps.DeleteFunc(r.requests, func(_ string, v float64) bool { return v == 0 })
 	return r, nil
-}
-
-// callsSince is the calls in now that were not yet in before.
-func callsSince(now, before awsfake.CallCounts) awsfake.CallCounts {
-	out := awsfake.CallCounts{}
-	for op, byOutcome := range now {
-		for outcome, n := range byOutcome {
-			if d := n - before[op][outcome]; d > 0 {
-				if out[op] == nil {
-					out[op] = map[string]int{}
-				}
-				out[op][outcome] = d
-			}
-		}
-	}
-	return out
 }
 
 // byOperation writes counts as "Op: n, Op: n", each scaled by scale, with

@@ -140,6 +140,23 @@ func (c CallCounts) Total(operation string) int {
 	return n
 }
 
+// Since is the calls of c that were not yet in before, an earlier Calls:
+// what happened between the two.
+func (c CallCounts) Since(before CallCounts) CallCounts {
+	out := CallCounts{}
+	for op, byOutcome := range c {
+		for outcome, n := range byOutcome {
+			if d := n - before[op][outcome]; d > 0 {
+				if out[op] == nil {
+					out[op] = map[string]int{}
+				}
+				out[op][outcome] = d
+			}
+		}
+	}
+	return out
+}
+
 // Operations lists the operations called at least once, sorted.
 func (c CallCounts) Operations() []string {
 	return slices.Sorted(maps.Keys(c))

@@ -320,7 +320,7 @@ func TestCloseReleasesHungCalls(t *testing.T) {
 // TestEventualConsistency: a created entry stays out of List and Describe
 // for the visibility delay, while a second create is already refused.
 func TestEventualConsistency(t *testing.T) {
-	clk := newClock()
+	clk := awsfake.NewClock()
 	s := newFake(t, awsfake.WithClock(clk.Now))
 	s.SetVisibilityDelay(5 * time.Second)
 	c := eksClient(s, noRetries)

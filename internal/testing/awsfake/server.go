@@ -70,6 +70,30 @@ func WithSeed(seed uint64) Option { return func(c *config) { c.seed = seed } }
 // Injected latency still runs on the real clock.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
+// Clock is a clock a test steps by hand, for WithClock (and any other
+// code that takes a func() time.Time). It starts at a fixed time.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock is a Clock at 2026-01-02 03:04:05 UTC.
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 // WithAddress makes the server listen on a fixed loopback address, such as
 // "127.0.0.1:4566", instead of a free port. New panics if the host is not a
 // loopback address: the fake accepts any credentials.
