@@ -146,14 +146,14 @@ func TestEntryLifecycle(t *testing.T) {
 	if err := c.UpdateEntry(ctx(t), roleARN, "deploy-bot", []string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if e := entryOf(t, s, roleARN); e.Username != "deploy-bot" || !slices.Equal(e.KubernetesGroups, []string{"a", "b"}) {
+	if e := deployerEntry(t, s); e.Username != "deploy-bot" || !slices.Equal(e.KubernetesGroups, []string{"a", "b"}) {
 		t.Errorf("after UpdateEntry the fake holds %+v", e)
 	}
 	// No username keeps it; no groups clears them.
 	if err := c.UpdateEntry(ctx(t), roleARN, "", nil); err != nil {
 		t.Fatal(err)
 	}
-	if e := entryOf(t, s, roleARN); e.Username != "deploy-bot" || len(e.KubernetesGroups) != 0 {
+	if e := deployerEntry(t, s); e.Username != "deploy-bot" || len(e.KubernetesGroups) != 0 {
 		t.Errorf("after UpdateEntry(\"\", nil) the fake holds %+v, want the username kept and no groups", e)
 	}
 
@@ -186,14 +186,14 @@ func TestEntryLifecycle(t *testing.T) {
 	if err := c.UntagEntry(ctx(t), created.ARN, []string{"team", "absent"}); err != nil {
 		t.Fatal(err)
 	}
-	if tags := entryOf(t, s, roleARN).Tags; !maps.Equal(tags, map[string]string{"owner": "aws-auth-guardian"}) {
+	if tags := deployerEntry(t, s).Tags; !maps.Equal(tags, map[string]string{"owner": "aws-auth-guardian"}) {
 		t.Errorf("after UntagEntry the fake holds tags %v, want only owner", tags)
 	}
 
 	if err := c.DisassociatePolicy(ctx(t), roleARN, view); err != nil {
 		t.Fatal(err)
 	}
-	if ps := entryOf(t, s, roleARN).Policies; len(ps) != 1 || ps[0].PolicyARN != edit {
+	if ps := deployerEntry(t, s).Policies; len(ps) != 1 || ps[0].PolicyARN != edit {
 		t.Errorf("after DisassociatePolicy the fake holds policies %+v, want only %s", ps, edit)
 	}
 
@@ -246,15 +246,15 @@ func TestListEntriesOfEmptyCluster(t *testing.T) {
 	}
 }
 
-// entryOf is the fake's record of principal's access entry.
-func entryOf(t *testing.T, s *awsfake.Server, principal string) awsfake.AccessEntry {
+// deployerEntry is the fake's record of roleARN's access entry.
+func deployerEntry(t *testing.T, s *awsfake.Server) awsfake.AccessEntry {
 	t.Helper()
 	for _, e := range snapshot(t, s) {
-		if e.PrincipalARN == principal {
+		if e.PrincipalARN == roleARN {
 			return e
 		}
 	}
-	t.Fatalf("the fake holds no access entry of %s", principal)
+	t.Fatalf("the fake holds no access entry of %s", roleARN)
 	return awsfake.AccessEntry{}
 }
 
