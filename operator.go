@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/version"
 )
@@ -32,6 +34,9 @@ type operator struct {
 	maxRemovedShare       float64
 	recheckInterval       time.Duration
 	protectionInterval    time.Duration
+	// eksClusterName turns the access entry target on; "" keeps it off.
+	eksClusterName                           string
+	accessEntryResync, accessEntryFullResync time.Duration
 }
 
 func newOperator() *operator {
@@ -60,6 +65,9 @@ func (o *operator) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.recheckInterval, "recheck-interval", 30*time.Second, "How often aws-auth is read even without an event, to bound healing when a watch breaks without a sign; 0 disables it.")
 	fs.DurationVar(&o.protectionInterval, "protection-check-interval", 10*time.Second, "How often the operator checks that the admission policies of config/policy are installed as shipped and bound with Deny.")
 	fs.Float64Var(&o.maxRemovedShare, "max-removed-share", 0.5, "The largest share (0 to 1) of the entries last applied to aws-auth that one write may remove, once there are 5 or more; a larger removal is refused until allowed by annotation.")
+	fs.StringVar(&o.eksClusterName, "eks-cluster-name", "", "The EKS cluster whose access entries follow the mappings, beside aws-auth; empty leaves access entries alone and calls no AWS API.")
+	fs.DurationVar(&o.accessEntryResync, "access-entry-resync", time.Minute, "How often the access entries are listed without a mapping change, which bounds how long an entry deleted out of band stays missing.")
+	fs.DurationVar(&o.accessEntryFullResync, "access-entry-full-resync", 10*time.Minute, "How often the cluster's authentication mode is read again, and the time in which every access entry with its policies is read again (a share of them at each resync), which bounds how long an entry changed in place stays changed.")
 	fs.StringVar(&o.backupNamespace, "backup-namespace", envOr("POD_NAMESPACE", "aws-auth-guardian-system"), "The namespace of the aws-auth-backup ConfigMap, which keeps the last applied data.")
 	// zap (--zap-devel, --zap-encoder, --zap-log-level, ...) and
 	// controller-runtime (--kubeconfig, read by ctrl.GetConfig) register
@@ -92,6 +100,9 @@ func (o *operator) Validate() error {
 	if !(*opts.LeaseDuration > *opts.RenewDeadline && float64(*opts.RenewDeadline) > leaderelection.JitterFactor*float64(*opts.RetryPeriod) && *opts.RetryPeriod > 0) {
 		return fmt.Errorf("leader election needs --leader-election-lease-duration (%v) > --leader-election-renew-deadline (%v) > %v × --leader-election-retry-period (%v) > 0",
 			*opts.LeaseDuration, *opts.RenewDeadline, leaderelection.JitterFactor, *opts.RetryPeriod)
+	}
+	if o.accessEntryResync <= 0 || o.accessEntryFullResync < o.accessEntryResync {
+		return fmt.Errorf("--access-entry-resync (%v) must be positive and --access-entry-full-resync (%v) no shorter", o.accessEntryResync, o.accessEntryFullResync)
 	}
 	if o.protectionInterval <= 0 {
 		return fmt.Errorf("--protection-check-interval must be positive, not %v", o.protectionInterval)
@@ -145,8 +156,18 @@ func (o *operator) run() error {
 	r.Client, r.APIReader, r.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
 	r.Recorder = mgr.GetEventRecorder("aws-auth-guardian")
 	ctx := ctrl.SetupSignalHandler()
+	// Made before the aws-auth controller, whose status controller shows
+	// its outcome too; set up after it.
+	if r.AccessEntries, err = o.accessEntries(ctx, mgr, r); err != nil {
+		return err
+	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the aws-auth controller: %w", err)
+	}
+	if r.AccessEntries != nil {
+		if err := r.AccessEntries.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up the access entry controller: %w", err)
+		}
 	}
 	if err := mgr.Add(&controllers.ProtectionReport{Reader: mgr.GetAPIReader(), Shipped: shipped, Interval: o.protectionInterval}); err != nil {
 		return err
@@ -159,6 +180,28 @@ func (o *operator) run() error {
 	}
 	v := version.Get()
 	ctrl.Log.WithName("setup").Info("Starting manager", "version", v.Version, "commit", v.Commit, "buildDate", v.BuildDate,
-		"configmapMode", r.Mode, "leaderElection", opts.LeaderElection, "leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
+		"configmapMode", r.Mode, "eksClusterName", o.eksClusterName, "leaderElection", opts.LeaderElection, "leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
 	return mgr.Start(ctx)
+}
+
+// eksRateLimit bounds the operator's calls to EKS and IAM together. EKS
+// throttles its control plane API per account and region, shared with
+// every other tool; a resync after an outage must not take all of it.
+var eksRateLimit = eksapi.RateLimit{QPS: 5, Burst: 10}
+
+// accessEntries is the access entry controller when a cluster is named,
+// else nil. Without one no AWS client is made at all: the operator is the
+// aws-auth operator it always was, needing no AWS credentials.
+func (o *operator) accessEntries(ctx context.Context, mgr ctrl.Manager, r *controllers.AWSAuthReconciler) (*controllers.AccessEntryReconciler, error) {
+	if o.eksClusterName == "" {
+		return nil, nil
+	}
+	eks, err := eksapi.New(ctx, eksapi.Options{ClusterName: o.eksClusterName, RateLimit: eksRateLimit})
+	if err != nil {
+		return nil, err
+	}
+	return &controllers.AccessEntryReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), EKS: eks,
+		Resync: o.accessEntryResync, FullResync: o.accessEntryFullResync, MaxRemovedShare: r.MaxRemovedShare,
+	}, nil
 }

@@ -49,8 +49,9 @@ func TestCallersFlagsParse(t *testing.T) {
 			"--leader-election-lease-duration=6s", "--leader-election-renew-deadline=4s", "--leader-election-retry-period=1.2s"},
 		"test/bench": {"--kubeconfig", "/k/config", "--configmap-mode", "mutable", "--metrics-bind-address", "127.0.0.1:1",
 			"--health-probe-bind-address", "127.0.0.1:2", "--backup-namespace", "ops"},
-		"hack/run-local.sh":   {"--kubeconfig", "/k/config", "--zap-devel", "--metrics-bind-address", "127.0.0.1:8080", "--health-probe-bind-address", "127.0.0.1:8081"},
-		"the remaining flags": {"--recheck-interval=1m", "--protection-check-interval=5s", "--zap-stacktrace-level=panic"},
+		"hack/run-local.sh": {"--kubeconfig", "/k/config", "--zap-devel", "--metrics-bind-address", "127.0.0.1:8080", "--health-probe-bind-address", "127.0.0.1:8081"},
+		"the remaining flags": {"--recheck-interval=1m", "--protection-check-interval=5s", "--zap-stacktrace-level=panic",
+			"--eks-cluster-name=dev", "--access-entry-resync=30s", "--access-entry-full-resync=5m"},
 	}
 	for caller, args := range callers {
 		for _, command := range [][]string{nil, {"run"}} {
@@ -104,6 +105,8 @@ func TestOperatorFlagsAreChecked(t *testing.T) {
 		{"--max-removed-share=2"},
 		{"--leader-election-lease-duration=5s", "--leader-election-renew-deadline=10s"},
 		{"--protection-check-interval=0"},
+		{"--access-entry-resync=0"},
+		{"--access-entry-resync=5m", "--access-entry-full-resync=1m"},
 		{"-kubeconfig", "/k/config"}, // Go's flag package took one dash; pflag does not
 	} {
 		p := &parsedOperator{operator: newOperator()}

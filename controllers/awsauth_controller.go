@@ -81,6 +81,9 @@ type AWSAuthReconciler struct {
 	// RecheckInterval bounds the time between two looks at aws-auth when no
 	// event comes; 0 waits for events only.
 	RecheckInterval time.Duration
+	// AccessEntries is the access entry target, whose outcome the mappings'
+	// status also shows; nil when it is off.
+	AccessEntries *AccessEntryReconciler
 
 	awsAuth, status  controller.Controller
 	watchingMappings bool
@@ -127,13 +130,16 @@ func (r *AWSAuthReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	if err != nil {
 		return err
 	}
-	r.status, err = ctrl.NewControllerManagedBy(mgr).
+	status := ctrl.NewControllerManagedBy(mgr).
 		Named("mapping-status").
 		// Each mapping is its own key, and the status writes are
 		// independent of each other.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
-		WatchesRawSource(r.outcomes.source()).
-		Build(&MappingStatusReconciler{Client: r.Client, Recorder: r.Recorder, outcomes: &r.outcomes})
+		WatchesRawSource(r.outcomes.source())
+	if r.AccessEntries != nil {
+		status = status.WatchesRawSource(r.AccessEntries.statusSource())
+	}
+	r.status, err = status.Build(&MappingStatusReconciler{Client: r.Client, Recorder: r.Recorder, outcomes: &r.outcomes, accessEntries: r.AccessEntries})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ var (
 	}, []string{"reason"})
 	mappingsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_mappings",
-		Help: "IAMIdentityMappings by aws-auth section and Ready status.",
+		Help: "IAMIdentityMappings by aws-auth section and Ready status (Ready as on the mapping: with the access entry target on, every target that applies counts).",
 	}, []string{"section", "ready"})
 	renderedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_rendered_data_bytes",
@@ -48,6 +48,22 @@ var (
 		Name: "aws_auth_guardian_backup_rejected_total",
 		Help: "Reads of the aws-auth-backup ConfigMap whose data did not match its hash annotation (written by someone else), and so were neither restored nor used as the guards' record.",
 	})
+	accessEntryDriftRestorationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aws_auth_guardian_access_entry_drift_restorations_total",
+		Help: "Passes that undid a change made by someone else to the access entry of a mapping, by cause: missing (deleted), changed (groups, username, type, policies or tag).",
+	}, []string{"cause"})
+	accessEntryBlocked = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_access_entry_blocked",
+		Help: "1 while a guard holds access entry changes back (they would lock people or nodes out), 0 otherwise.",
+	})
+	accessEntriesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_access_entries",
+		Help: "Access entries of the cluster by state, as last listed: managed (tagged as the operator's), unmanaged (someone else's, left alone); and IAMIdentityMappings a person must act on: conflict, blocked, refused (EKS refused the translation).",
+	}, []string{"state"})
+	authenticationMode = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aws_auth_guardian_eks_authentication_mode",
+		Help: "1 for the cluster's authentication mode as last read from EKS (CONFIG_MAP, API_AND_CONFIG_MAP, API); absent while the access entry target is off or before the first read.",
+	}, []string{"mode"})
 	lastApply = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "aws_auth_guardian_last_apply_timestamp_seconds",
 		Help: "Unix time of the last successful write to aws-auth.",
@@ -56,5 +72,6 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
-		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply, backupRejectedTotal)
+		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply, backupRejectedTotal,
+		accessEntryDriftRestorationsTotal, accessEntryBlocked, accessEntriesGauge, authenticationMode)
 }

@@ -203,6 +203,11 @@ func (r *AWSAuthReconciler) reportMappings(ctx context.Context, mappings []iamv1
 		if !ok {
 			continue
 		}
+		if r.AccessEntries != nil && m.DeletionTimestamp.IsZero() {
+			// Ready as the mapping's status says it: in API mode, from
+			// its access entry alone.
+			withAccessEntry(m, &status, r.AccessEntries.outcome())
+		}
 		ready := meta.FindStatusCondition(status.Conditions, iamv1alpha1.ConditionReady)
 		counts[series{cmp.Or(string(status.Section), "none"), string(ready.Status)}]++
 		if ready.Status == metav1.ConditionTrue && slices.Contains(o.resolution.Outcomes[m.Name].Entry.Groups, systemMasters) {

@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -27,6 +29,9 @@ type MappingStatusReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	outcomes *outcomes
+	// accessEntries is the access entry target, nil when it is off: then
+	// the status is aws-auth's alone, as it always was.
+	accessEntries *AccessEntryReconciler
 }
 
 // Reconcile brings one mapping's finalizer and status to the last outcome.
@@ -44,11 +49,11 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	switch {
 	case !deleting && !controllerutil.ContainsFinalizer(m, iamv1alpha1.ProtectionFinalizer):
 		if err := r.patchFinalizers(ctx, m, controllerutil.AddFinalizer); err != nil {
-			return ctrl.Result{}, err
+			return retryConflict(err)
 		}
-	case deleting && o != nil && o.applied && o.current(m):
+	case deleting && o != nil && o.applied && o.current(m) && r.accessEntryGone(m):
 		if err := r.patchFinalizers(ctx, m, controllerutil.RemoveFinalizer); err != nil {
-			return ctrl.Result{}, err
+			return retryConflict(err)
 		}
 		if meta.IsStatusConditionTrue(m.Status.Conditions, iamv1alpha1.ConditionReady) {
 			r.Recorder.Eventf(m, nil, corev1.EventTypeNormal, "Removed", "Render",
@@ -61,6 +66,13 @@ func (r *MappingStatusReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	status, ok := statusOf(m, o)
+	switch {
+	case ok && r.accessEntries != nil && !deleting:
+		withAccessEntry(m, &status, r.accessEntries.outcome())
+	case !ok && deleting:
+		// aws-auth lets it go; the access entry target may not.
+		status, ok = r.accessEntryHeld(m)
+	}
 	if !ok || equality.Semantic.DeepEqual(m.Status, status) {
 		return ctrl.Result{}, nil
 	}
@@ -85,6 +97,24 @@ func (r *MappingStatusReconciler) announce(m *iamv1alpha1.IAMIdentityMapping, be
 	case ready.Status == metav1.ConditionFalse && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message):
 		r.Recorder.Eventf(m, nil, corev1.EventTypeWarning, ready.Reason, "Render", "%s", ready.Message)
 	}
+}
+
+// conflictRetry is how soon a mapping whose finalizer patch met a newer
+// version is tried again. The conflict is the cache behind a write of a
+// moment ago (often this reconciler's own, from the previous reconcile of
+// the mapping, which several sources queue at start): it catches up within
+// milliseconds, and a finalizer change moves no generation, so no watch
+// event would bring the mapping back by itself.
+const conflictRetry = 200 * time.Millisecond
+
+// retryConflict retries a conflict quietly, as the ordinary state of a
+// cache, rather than as an error that controller-runtime logs as one and
+// backs off from; any other error is returned.
+func retryConflict(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 func (r *MappingStatusReconciler) patchFinalizers(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping, change func(client.Object, string) bool) error {

@@ -297,3 +297,42 @@ func expectOneEvent(t *testing.T, rec *events.FakeRecorder, typeAndReason, ident
 func readyConditionOf(m *iamv1alpha1.IAMIdentityMapping) *metav1.Condition {
 	return meta.FindStatusCondition(m.Status.Conditions, iamv1alpha1.ConditionReady)
 }
+
+// A finalizer patch that meets a newer version of the mapping (the cache
+// behind a write of a moment ago) is tried again shortly, without an error
+// for controller-runtime to log; another failure is still an error.
+func TestMappingStatusReconcilerRetriesAConflictQuietly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := &iamv1alpha1.IAMIdentityMapping{
+		ObjectMeta: metav1.ObjectMeta{Name: "admins", UID: "u1", Generation: 1},
+		Spec:       iamv1alpha1.IAMIdentityMappingSpec{ARN: "arn:aws:iam::111122223333:role/admins", Username: "admin"},
+	}
+	c := newRecorder(t, m)
+	r := &MappingStatusReconciler{Client: c, Recorder: events.NewFakeRecorder(10), outcomes: &outcomes{}}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "admins"}}
+	resource := iamv1alpha1.GroupVersion.WithResource("iamidentitymappings").GroupResource()
+
+	c.fail = map[string]error{"patch admins": apierrors.NewConflict(resource, "admins", errors.New("the object has been modified"))}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil || res.RequeueAfter != conflictRetry {
+		t.Fatalf("Reconcile after a conflict = %+v, %v; want a retry after %v and no error", res, err, conflictRetry)
+	}
+
+	c.fail = map[string]error{"patch admins": apierrors.NewServiceUnavailable("etcd is away")}
+	if _, err := r.Reconcile(ctx, req); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("Reconcile after another failure: %v, want that error", err)
+	}
+
+	c.fail = nil
+	if res, err := r.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("Reconcile = %+v, %v; want done", res, err)
+	}
+	got := &iamv1alpha1.IAMIdentityMapping{}
+	if err := c.Get(ctx, req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Finalizers, []string{iamv1alpha1.ProtectionFinalizer}) {
+		t.Fatalf("finalizers %v, want the protection finalizer", got.Finalizers)
+	}
+}

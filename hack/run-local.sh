@@ -13,6 +13,11 @@
 #   RUN_LOCAL_DIR              the kubeconfigs (bin/local)
 #   METRICS_BIND_ADDRESS       the operator's metrics (127.0.0.1:8080)
 #   HEALTH_PROBE_BIND_ADDRESS  the operator's healthz and readyz (127.0.0.1:8081)
+#   EKS                        empty, or fake: localcluster also serves a fake
+#                              EKS and IAM on loopback (cluster "local", in
+#                              API_AND_CONFIG_MAP mode, knowing the samples'
+#                              roles and users) and the operator writes its
+#                              access entries there (`make run EKS=fake`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +28,19 @@ kubectl=${KUBECTL:-bin/kubectl}
 dir=${RUN_LOCAL_DIR:-bin/local}
 metrics_addr=${METRICS_BIND_ADDRESS:-127.0.0.1:8080}
 probe_addr=${HEALTH_PROBE_BIND_ADDRESS:-127.0.0.1:8081}
+eks=${EKS:-}
+case $eks in
+'' | fake) ;;
+*) echo "EKS=$eks: leave EKS empty, or set EKS=fake for a fake EKS and IAM on loopback (no AWS account is ever used)" >&2; exit 2 ;;
+esac
 # Absolute, for the KUBECONFIG printed below.
 [[ $dir == /* ]] || dir=$PWD/$dir
 kubeconfig=$dir/kubeconfig
 operator_kubeconfig=$dir/operator.kubeconfig
+# Where localcluster writes the fake's address (the AWS_* environment of
+# the operator), and the fake cluster's name.
+eks_state=$dir/eks-fake.env
+eks_cluster=local
 
 say() { echo ">> $*" >&2; }
 
@@ -105,7 +119,7 @@ cleanup() {
 		alive_after 5 "${stuck[@]}" >/dev/null || true
 	fi
 	wait 2>/dev/null || true
-	rm -f "$kubeconfig" "$operator_kubeconfig"
+	rm -f "$kubeconfig" "$operator_kubeconfig" "$eks_state"
 	exit "$status"
 }
 trap 'cleanup $?' EXIT
@@ -121,12 +135,17 @@ trap 'cleanup 129' HUP
 say "building $localcluster (seconds when the Go build cache is warm; a minute or two cold on 2 cores)"
 go build -o "$localcluster" ./hack/localcluster
 
-rm -f "$kubeconfig" "$operator_kubeconfig"
+rm -f "$kubeconfig" "$operator_kubeconfig" "$eks_state"
+cluster_flags=()
+if [[ $eks == fake ]]; then
+	say "EKS=fake: localcluster also serves a fake EKS and IAM on loopback, cluster $eks_cluster"
+	cluster_flags=(--eks-fake "$eks_state" --eks-fake-cluster "$eks_cluster")
+fi
 say "starting kube-apiserver and etcd from $assets (5 to 30 seconds)"
-"$localcluster" --write-kubeconfig "$kubeconfig" --write-operator-kubeconfig "$operator_kubeconfig" --assets "$assets" &
+"$localcluster" --write-kubeconfig "$kubeconfig" --write-operator-kubeconfig "$operator_kubeconfig" --assets "$assets" "${cluster_flags[@]}" &
 cluster_pid=$!
 deadline=$((SECONDS + 180))
-until [[ -s $kubeconfig && -s $operator_kubeconfig ]]; do
+until [[ -s $kubeconfig && -s $operator_kubeconfig && ( -z $eks || -s $eks_state ) ]]; do
 	kill -0 "$cluster_pid" 2>/dev/null || { echo "the local control plane did not start" >&2; exit 1; }
 	((SECONDS < deadline)) || { echo "timed out after 180s waiting for the local control plane" >&2; exit 1; }
 	sleep 0.2
@@ -158,16 +177,30 @@ k apply -k config/samples >/dev/null
 say "starting $manager as system:serviceaccount:aws-auth-guardian-system:aws-auth-guardian-controller-manager"
 # Should this script die by SIGKILL, which no trap sees, the kernel sends
 # the operator SIGTERM (localcluster watches for the same by itself).
-orphan_guard=()
-if command -v setpriv >/dev/null; then orphan_guard=(setpriv --pdeathsig TERM --); fi
-"${orphan_guard[@]}" "$manager" --kubeconfig "$operator_kubeconfig" --zap-devel \
-	--metrics-bind-address "$metrics_addr" --health-probe-bind-address "$probe_addr" &
+launch=()
+if command -v setpriv >/dev/null; then launch=(setpriv --pdeathsig TERM --); fi
+manager_flags=()
+if [[ $eks == fake ]]; then
+	# The fake's address, region and dummy credentials, for the operator
+	# alone (env execs it: its PID stays the one waited for). The resync is
+	# short so that an entry deleted out of band is back in seconds.
+	mapfile -t eks_env <"$eks_state"
+	launch+=(env "${eks_env[@]}")
+	manager_flags=(--eks-cluster-name "$eks_cluster" --access-entry-resync 5s)
+fi
+"${launch[@]}" "$manager" --kubeconfig "$operator_kubeconfig" --zap-devel \
+	--metrics-bind-address "$metrics_addr" --health-probe-bind-address "$probe_addr" "${manager_flags[@]}" &
 manager_pid=$!
-# Up means it rendered the samples into aws-auth.
+# Up means it rendered the samples into aws-auth, and with EKS=fake that
+# every sample's access entry is in the fake too (AccessEntrySynced).
 deadline=$((SECONDS + 120))
-until k get configmap -n kube-system aws-auth -o name >/dev/null 2>&1; do
+up() {
+	k get configmap -n kube-system aws-auth -o name >/dev/null 2>&1 || return 1
+	[[ -z $eks ]] || k wait iim --all --for=condition=AccessEntrySynced --timeout=1s >/dev/null 2>&1
+}
+until up; do
 	kill -0 "$manager_pid" 2>/dev/null || { wait "$manager_pid" || true; echo "the operator exited" >&2; exit 1; }
-	((SECONDS < deadline)) || { echo "the operator did not create aws-auth within 120s" >&2; exit 1; }
+	((SECONDS < deadline)) || { echo "the operator did not create aws-auth${eks:+ and the access entries} within 120s" >&2; exit 1; }
 	sleep 0.2
 done
 
@@ -197,6 +230,30 @@ cat <<MSG
     bin/kubectl patch iim ci-deployer --as=jane --type=merge -p '{"spec":{"groups":["ci:deployers","ci:releasers"]}}'
     bin/kubectl get cm -n kube-system aws-auth -o jsonpath='{.data.mapUsers}'   # a moment later: with ci:releasers
     bin/kubectl patch iim ci-deployer --as=jane --type=merge -p '{"spec":{"groups":["system:masters"]}}'
+MSG
+if [[ $eks == fake ]]; then
+	entries="$localcluster entries"
+	[[ $eks_state == "$PWD/bin/local/eks-fake.env" ]] || entries+=" --state $eks_state"
+	endpoint=$(sed -n 's/^AWS_ENDPOINT_URL_EKS=//p' "$eks_state")
+	cat <<MSG
+
+    # 5. EKS access entries, in a fake EKS and IAM at $endpoint (EKS=fake;
+    #    cluster $eks_cluster, API_AND_CONFIG_MAP). It began with the creator's
+    #    entry alone; now each sample has one, tagged
+    #    iam.aws-auth-guardian.dev/mapping (MAPPING-TAG), and the creator's is
+    #    left as it is. ACCESS-ENTRY is each mapping's AccessEntrySynced.
+    $entries
+    bin/kubectl get iim -o wide
+    env \$(cat $eks_state) aws eks list-access-entries --cluster-name $eks_cluster   # or the AWS CLI v2
+
+    # 6. Delete an access entry out of band: the operator puts it back within
+    #    5s (--access-entry-resync), and the mapping's events say Restored
+    $entries delete arn:aws:iam::111122223333:user/ci/deployer
+    $entries
+    bin/kubectl describe iim ci-deployer
+MSG
+fi
+cat <<MSG
 
   Metrics: http://$metrics_addr/metrics   Ctrl-C stops the operator and the control plane.
 

@@ -1,7 +1,10 @@
 // Command localcluster starts a local control plane (the kube-apiserver and
 // etcd that hack/build-controlplane.sh builds), writes an admin kubeconfig
 // and one for the operator's service account, and keeps it running until
-// interrupted. `make run` (hack/run-local.sh) uses it.
+// interrupted. `make run` (hack/run-local.sh) uses it. With --eks-fake it
+// also serves a fake EKS and IAM (internal/testing/awsfake) on loopback, for
+// `make run EKS=fake`; `localcluster entries` lists that fake's access
+// entries and deletes one out of band.
 //
 // envtest starts kube-apiserver and etcd in process groups of their own, so
 // a signal to the process group of `make run` never reaches them: this
@@ -29,17 +32,27 @@ import (
 const operatorUser = "system:serviceaccount:aws-auth-guardian-system:aws-auth-guardian-controller-manager"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "entries" {
+		entriesMain(os.Args[2:])
+	}
 	kubeconfig := flag.String("write-kubeconfig", "bin/local/kubeconfig", "Where to write the admin (system:masters) kubeconfig.")
 	operatorKubeconfig := flag.String("write-operator-kubeconfig", "", "Where to write a kubeconfig that signs in as the operator's service account; none when empty.")
 	assets := flag.String("assets", "bin/controlplane", "The directory holding kube-apiserver and etcd.")
+	var fake fakeOptions
+	flag.StringVar(&fake.state, "eks-fake", "", "Also serve a fake EKS and IAM on a free loopback port, and write where to reach it (the AWS_* environment the operator needs) to this file; none when empty.")
+	flag.StringVar(&fake.cluster, "eks-fake-cluster", "local", "The name of the fake EKS cluster.")
+	flag.StringVar(&fake.samples, "eks-fake-principals-from", "config/samples/iam_v1alpha1_iamidentitymapping.yaml", "The mappings whose roles and users the fake IAM holds.")
 	flag.Parse()
-	if err := run(*kubeconfig, *operatorKubeconfig, *assets); err != nil {
+	if err := run(*kubeconfig, *operatorKubeconfig, *assets, fake); err != nil {
 		fmt.Fprintln(os.Stderr, "localcluster:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, operatorKubeconfig, assets string) (err error) {
+// fakeOptions are the flags of the fake EKS; state "" means none.
+type fakeOptions struct{ state, cluster, samples string }
+
+func run(kubeconfig, operatorKubeconfig, assets string, fake fakeOptions) (err error) {
 	// Registered before the control plane starts (which takes seconds, tens
 	// of them on a loaded machine): a signal during the start would
 	// otherwise kill this process and leave etcd and kube-apiserver behind.
@@ -72,6 +85,16 @@ func run(kubeconfig, operatorKubeconfig, assets string) (err error) {
 			return err
 		}
 		defer func() { _ = os.Remove(operatorKubeconfig) }()
+	}
+	// Before the control plane is announced (hack/run-local.sh waits for
+	// the kubeconfigs and this file together), and stopped with it.
+	if fake.state != "" {
+		f, err := startFakeEKS(fake.state, fake.cluster, fake.samples)
+		if err != nil {
+			return fmt.Errorf("starting the fake EKS: %w", err)
+		}
+		defer f.stop()
+		fmt.Fprintf(os.Stderr, "Fake EKS and IAM up at %s, cluster %s; where to reach them in %s\n", f.server.URL(), fake.cluster, fake.state)
 	}
 	fmt.Fprintf(os.Stderr, "Control plane up at %s; kubeconfig in %s\n", env.Config.Host, kubeconfig)
 

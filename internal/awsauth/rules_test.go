@@ -10,11 +10,15 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// rules are every rule worded in rules.go.
+// rules are every rule worded in rules.go, and those of accessentry that
+// the CRD checks for the access entry fields.
 var rules = []string{
+	accessentry.RuleFieldsNeedARN, accessentry.RuleNodeNeedsRole, accessentry.RuleNodePolicies,
+	accessentry.RulePolicyPartition, accessentry.RulePolicyOnce, accessentry.RuleNamespace, accessentry.RulePolicy,
 	awsauth.RuleOneIdentity, awsauth.RuleUsernameIsSet, awsauth.RuleAccountAlone, awsauth.RuleAccountID,
 	awsauth.RuleRoleTemplate, awsauth.RuleFixedPrefix, awsauth.RuleNoControl, awsauth.RuleTemplates,
 	awsauth.RuleARNForm, awsauth.RuleARNStart, awsauth.RuleARNIAM, awsauth.RuleARNAccount,

@@ -23,6 +23,7 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/awsfake"
 )
 
 // Names that other tools and the policies rely on: fixed, never derived.
@@ -63,6 +64,12 @@ type bench struct {
 	// healGap is the absence of aws-auth in the heal measurement, without
 	// the probe running, to compare 2b with.
 	healGap *dist
+	// healAtRest is the heal of 1, to compare the access entry target's
+	// heals with.
+	healAtRest *dist
+	// eks, when set, is the fake EKS and IAM that the operator is started
+	// against, with the access entry target on (see startOperator).
+	eks *awsfake.Server
 }
 
 // startCluster starts kube-apiserver and etcd from bin/controlplane with

@@ -22,26 +22,12 @@ func (b *bench) measureHeal(ctx context.Context, rep *report, reps int, at strin
 	if err := b.waitQuiet(ctx, 2*time.Second, 3*time.Minute); err != nil {
 		return err
 	}
-	var heals, gaps, deletes []time.Duration
-	races := 0
 	logFrom := b.op.logSize()
-	for i := range reps {
-		s, err := b.healOnce(ctx, hash, 10*time.Second)
-		if err != nil {
-			return fmt.Errorf("repetition %d: %w", i, err)
-		}
-		heals, gaps, deletes = append(heals, s.heal), append(gaps, s.gap), append(deletes, s.deleteSeen)
-		races += s.races
-		if err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
-			return err
-		}
-		// Let the operator finish what follows a heal (backup, status,
-		// a retry it had queued) so that every repetition starts from rest.
-		time.Sleep(20 * time.Millisecond)
-		if err := b.waitIdle(ctx, time.Minute); err != nil {
-			return err
-		}
+	r, err := b.healReps(ctx, hash, reps, nil)
+	if err != nil {
+		return err
 	}
+	heals, gaps, deletes, races := r.heals, r.gaps, r.deletes, r.races
 	lost := b.op.lostUpdates(logFrom)
 	name := "1. Heal: DELETE (finalizer bypassed) → complete aws-auth seen by a watcher"
 	if at != "" {
@@ -54,7 +40,7 @@ func (b *bench) measureHeal(ctx context.Context, rep *report, reps int, at strin
 	if at == "" {
 		met := d.P99 < 50*time.Millisecond
 		g, del := summarize(gaps), summarize(deletes)
-		b.healGap = &g
+		b.healGap, b.healAtRest = &g, &d
 		why := fmt.Sprintf("Of the heal, DELETE sent → DELETED seen took p99 %s and DELETED seen → complete aws-auth seen p99 %s. ", ms(del.P99), ms(g.P99)) +
 			"The second part is the operator's: its watch delivers the DELETED event, then one reconcile reads aws-auth from the API server (gone) and creates it again with the data it last applied, held in memory, before it reads any mapping: two round trips to a kube-apiserver and etcd that share 2 cores with the bench and with other jobs. " +
 			fmt.Sprintf("In %d of %d repetitions the operator was still answering the finalizer removal that precedes the DELETE (it restores the finalizer with an update) when the DELETE landed: that update failed with not found (logged as a Reconciler error) and the heal came in the reconcile after it, about twice the round trips. The race exists because the bench deletes within a millisecond of removing the finalizer; done by hand, seconds apart, the finalizer is back by then and the delete is held (2c).", min(lost, reps), reps)
@@ -74,6 +60,39 @@ func (b *bench) measureHeal(ctx context.Context, rep *report, reps int, at strin
 		rep.note(secHeal, "- The same, %d repetitions %s (about %s of data), each from rest (the operator's worker idle). %d DELETEs lost the race against the finalizer restore and were sent again; %d times the operator's restore failed with not found.", reps, at, sizeOfLast(b), races, lost)
 	}
 	return nil
+}
+
+// healRuns are the samples of reps heals.
+type healRuns struct {
+	heals, gaps, deletes []time.Duration
+	races                int
+}
+
+// healReps times reps heals, each from rest; before, when set, runs just
+// before each DELETE (to note what else is going on then).
+func (b *bench) healReps(ctx context.Context, hash string, reps int, before func()) (healRuns, error) {
+	var r healRuns
+	for i := range reps {
+		if before != nil {
+			before()
+		}
+		s, err := b.healOnce(ctx, hash, 10*time.Second)
+		if err != nil {
+			return r, fmt.Errorf("repetition %d: %w", i, err)
+		}
+		r.heals, r.gaps, r.deletes = append(r.heals, s.heal), append(r.gaps, s.gap), append(r.deletes, s.deleteSeen)
+		r.races += s.races
+		if err := b.waitSettled(ctx, hash, 10*time.Second); err != nil {
+			return r, err
+		}
+		// Let the operator finish what follows a heal (backup, status,
+		// a retry it had queued) so that every repetition starts from rest.
+		time.Sleep(20 * time.Millisecond)
+		if err := b.waitIdle(ctx, time.Minute); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }
 
 func suffix(at string) string {

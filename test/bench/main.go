@@ -134,6 +134,8 @@ func run(opts options) int {
 		// First, while the mappings are the 100 of the base.
 		{"start", func(ctx context.Context) error { return b.measureStart(ctx, rep, min(startReps, opts.reps)) }, 40 * time.Second},
 		{"heal", func(ctx context.Context) error { return b.measureHeal(ctx, rep, opts.reps, "") }, 20 * time.Second},
+		// Still at the 100 mappings of the base, beside the heal above.
+		{"heal-access-entries", func(ctx context.Context) error { return b.measureAccessEntries(ctx, rep, opts.reps) }, 150 * time.Second},
 		{"outage-bypass", func(ctx context.Context) error { return b.measureOutage(ctx, rep, "bypass", opts.reps) }, 30 * time.Second},
 		{"outage-finalizer", func(ctx context.Context) error { return b.measureOutage(ctx, rep, "finalizer", opts.reps) }, 30 * time.Second},
 		{"outage-change", func(ctx context.Context) error { return b.measureOutage(ctx, rep, "change", opts.reps) }, 60 * time.Second},

@@ -65,24 +65,35 @@ func (b *bench) startOperator(ctx context.Context, mode string) error {
 		return err
 	}
 	b.operators++
+	name := mode
+	if b.eks != nil {
+		name += "-eks"
+	}
 	op := &operator{
 		mode:       mode,
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
 		readyURL:   fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort),
-		logPath:    filepath.Join(b.opts.workdir, fmt.Sprintf("operator-%d-%s.log", b.operators, mode)),
+		logPath:    filepath.Join(b.opts.workdir, fmt.Sprintf("operator-%d-%s.log", b.operators, name)),
 		exited:     make(chan struct{}),
 	}
 	logFile, err := os.Create(op.logPath)
 	if err != nil {
 		return err
 	}
-	op.cmd = exec.Command(filepath.Join(b.opts.root, "bin", "manager"),
+	args := []string{
 		"--kubeconfig", b.kubeconfig,
 		"--configmap-mode", mode,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--backup-namespace", operatorNamespace,
-	)
+	}
+	if b.eks != nil {
+		args = append(args, eksArgs...)
+	}
+	op.cmd = exec.Command(filepath.Join(b.opts.root, "bin", "manager"), args...)
+	if b.eks != nil {
+		op.cmd.Env = eksEnv(b.eks.URL())
+	}
 	op.cmd.Stdout, op.cmd.Stderr = logFile, logFile
 	op.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := spawn(op.cmd); err != nil {

@@ -57,9 +57,10 @@ const (
 	secScale  = "4. Scale"
 	secSteady = "5. Steady state"
 	secStart  = "6. Start"
+	secAccess = "7. Heal with the access entry target on"
 )
 
-var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart}
+var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart, secAccess}
 
 func (r *report) latency(section, name string, d dist) {
 	r.latencies = append(r.latencies, latencyRow{section, name, d})

@@ -221,6 +221,60 @@ func TestHelmChart(t *testing.T) {
 		}
 	})
 
+	t.Run("access entries", func(t *testing.T) {
+		g := NewWithT(t)
+		manager := func(objs []*unstructured.Unstructured) (corev1.Container, *corev1.ServiceAccount) {
+			dep := typed[appsv1.Deployment](t, find(t, objs, ref{"Deployment", releaseNamespace, deploymentName}))
+			sa := typed[corev1.ServiceAccount](t, find(t, objs, ref{"ServiceAccount", releaseNamespace, serviceAccountName}))
+			return dep.Spec.Template.Spec.Containers[0], sa
+		}
+		awsOf := func(c corev1.Container) []string {
+			var found []string
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--eks-") || strings.HasPrefix(a, "--access-entry-") {
+					found = append(found, a)
+				}
+			}
+			for _, e := range c.Env {
+				if strings.HasPrefix(e.Name, "AWS_") {
+					found = append(found, e.Name+"="+e.Value)
+				}
+			}
+			return found
+		}
+
+		// Off by default, and while the cluster name is empty: no flag and
+		// no AWS variable, even with a region given.
+		for _, values := range []map[string]any{nil, {"eks": map[string]any{"region": "eu-west-1", "accessEntryResync": "30s"}}} {
+			c, sa := manager(helmRender(t, values))
+			g.Expect(awsOf(c)).To(BeEmpty(), "with %v", values)
+			g.Expect(sa.Annotations).NotTo(HaveKey("eks.amazonaws.com/role-arn"))
+		}
+
+		roleARN := "arn:aws:iam::111122223333:role/aws-auth-guardian"
+		c, sa := manager(helmRender(t, map[string]any{
+			"eks":            map[string]any{"clusterName": "prod", "region": "eu-west-1", "accessEntryResync": "30s"},
+			"serviceAccount": map[string]any{"annotations": map[string]any{"eks.amazonaws.com/role-arn": roleARN}},
+		}))
+		g.Expect(awsOf(c)).To(ConsistOf("--eks-cluster-name=prod", "--access-entry-resync=30s", "--access-entry-full-resync=10m", "AWS_REGION=eu-west-1"))
+		g.Expect(sa.Annotations).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", roleARN))
+		// Without a region, the SDK's chain finds it (IRSA and Pod Identity
+		// set AWS_REGION).
+		c, _ = manager(helmRender(t, map[string]any{"eks": map[string]any{"clusterName": "prod"}}))
+		g.Expect(awsOf(c)).To(ConsistOf("--eks-cluster-name=prod", "--access-entry-resync=1m", "--access-entry-full-resync=10m"))
+
+		for _, bad := range []map[string]any{
+			{"eks": map[string]any{"clusterName": "prod cluster"}},
+			{"eks": map[string]any{"clusterName": "prod", "region": "Frankfurt"}},
+			{"eks": map[string]any{"clusterName": "prod", "accessEntryResync": "soon"}},
+			{"eks": map[string]any{"cluster": "prod"}},
+			{"serviceAccount": map[string]any{"annotations": map[string]any{"eks.amazonaws.com/role-arn": 7}}},
+		} {
+			_, err := helmTemplate(t, bad)
+			g.Expect(err).To(MatchError(ContainSubstring("values don't meet the specifications of the schema")), "%v", bad)
+		}
+	})
+
 	t.Run("applies", func(t *testing.T) {
 		ctx := context.Background()
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{

@@ -1,5 +1,6 @@
-// Package docs holds the README to the Makefile: a person who follows the
-// README runs targets that exist, described as `make help` describes them.
+// Package docs holds the README to the Makefile and to config/iam: a person
+// who follows the README runs targets that exist, described as `make help`
+// describes them, and copies the IAM policy that is shipped.
 package docs
 
 import (
@@ -84,5 +85,25 @@ func TestREADMEDescribesTargetsAsMakeHelpDoes(t *testing.T) {
 		if line[1] != text {
 			t.Errorf("the README says of make %s:\n  %s\nmake help says:\n  %s", target, line[1], text)
 		}
+	}
+}
+
+// TestREADMEShowsTheIAMPolicyAsShipped: the policy the README shows is
+// config/iam/policy.json itself, so that a person who copies it from the
+// page gets the one test/iam holds to the operator's calls.
+func TestREADMEShowsTheIAMPolicyAsShipped(t *testing.T) {
+	policy := strings.TrimSpace(read(t, "../../config/iam/policy.json"))
+	readme := read(t, "../../README.md")
+	var shown []string
+	for _, m := range regexp.MustCompile("(?s)```json\n(.*?)\n```").FindAllStringSubmatch(readme, -1) {
+		if strings.Contains(m[1], `"Statement"`) {
+			shown = append(shown, strings.TrimSpace(m[1]))
+		}
+	}
+	if len(shown) != 1 {
+		t.Fatalf("the README shows %d IAM policies, want 1 (config/iam/policy.json)", len(shown))
+	}
+	if shown[0] != policy {
+		t.Errorf("the README's IAM policy differs from config/iam/policy.json: copy the file into the README")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
@@ -105,11 +107,37 @@ func TestPolicyProtectsCRDUpdates(t *testing.T) {
 		{"a rule of groups items removed", "v1alpha1 spec.groups[*]", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
 			property(s, "groups", func(p *apiextensionsv1.JSONSchemaProps) { dropLast(&p.Items.Schema.XValidations) })
 		}},
+		// The access entry fields: what makes a node or a policy
+		// association valid is as much the CRD's as what makes aws-auth so.
+		{"the access entry rules of spec removed", "v1alpha1 spec, spec, spec, spec", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			*s = withoutAccessEntryRules(*s)
+		}},
+		{"the rule of accessPolicies removed", "v1alpha1 spec.accessPolicies", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			property(s, "accessPolicies", func(p *apiextensionsv1.JSONSchemaProps) { p.XValidations = nil })
+		}},
+		{"the rule of an access policy's policy removed", "v1alpha1 spec.accessPolicies[*].policy", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			property(s, "accessPolicies", func(p *apiextensionsv1.JSONSchemaProps) {
+				property(p.Items.Schema, "policy", func(p *apiextensionsv1.JSONSchemaProps) { p.XValidations = nil })
+			})
+		}},
+		{"the rule of an access policy's namespaces rewritten", "v1alpha1 spec.accessPolicies[*].namespaces[*]", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			property(s, "accessPolicies", func(p *apiextensionsv1.JSONSchemaProps) {
+				property(p.Items.Schema, "namespaces", func(p *apiextensionsv1.JSONSchemaProps) { p.Items.Schema.XValidations[0].Rule = "true" })
+			})
+		}},
+		{"a value added to the enum of accessEntryType", "v1alpha1 spec.accessEntryType enum", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			property(s, "accessEntryType", func(p *apiextensionsv1.JSONSchemaProps) {
+				p.Enum = append(p.Enum, apiextensionsv1.JSON{Raw: []byte(`"EC2"`)})
+			})
+		}},
+		{"the enum of accessEntryType removed", "v1alpha1 spec.accessEntryType enum", func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			property(s, "accessEntryType", func(p *apiextensionsv1.JSONSchemaProps) { p.Enum = nil })
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			crd := edited(g, tc.edit)
-			expectForbidden(g, admin.Update(ctx, crd.DeepCopy(), client.DryRunAll), "drops or rewrites x-kubernetes-validations rules ("+tc.path+")")
+			expectForbidden(g, admin.Update(ctx, crd.DeepCopy(), client.DryRunAll), "drops or rewrites validation rules ("+tc.path+")")
 			g.Expect(breakGlass.Update(ctx, crd, client.DryRunAll)).To(Succeed())
 		})
 	}
@@ -170,9 +198,32 @@ func TestPolicyProtectsCRDUpdates(t *testing.T) {
 		})
 		g.Expect(admin.Status().Update(ctx, crd, client.DryRunAll)).To(Succeed())
 	})
+	// Last: it changes the live CRD, and puts the shipped one back.
+	t.Run("an upgrade from a CRD without the access entry fields passes", func(t *testing.T) {
+		g := NewWithT(t)
+		before := edited(g, func(s *apiextensionsv1.JSONSchemaProps, _ *apiextensionsv1.CustomResourceDefinition) {
+			*s = withoutAccessEntryRules(*s)
+			delete(s.Properties, "accessEntryType")
+			delete(s.Properties, "accessPolicies")
+		})
+		g.Expect(breakGlass.Update(ctx, before)).To(Succeed())
+		t.Cleanup(func() { restoreCRD(t, breakGlass) })
+		upgrade := shippedCRD(g)
+		upgrade.ResourceVersion = before.ResourceVersion
+		g.Expect(admin.Update(ctx, upgrade, client.DryRunAll)).To(Succeed())
+	})
 	t.Run("the shipped CRD re-applied passes", func(t *testing.T) {
 		// As the suite installs it, through the admin of envtest.
 		_, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: crdPaths, ErrorIfPathMissing: true})
 		NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	})
+}
+
+// withoutAccessEntryRules is spec without its rules about accessEntryType
+// and accessPolicies, as a CRD from before those fields had it.
+func withoutAccessEntryRules(spec apiextensionsv1.JSONSchemaProps) apiextensionsv1.JSONSchemaProps {
+	spec.XValidations = slices.DeleteFunc(slices.Clone(spec.XValidations), func(r apiextensionsv1.ValidationRule) bool {
+		return strings.Contains(r.Rule, "accessEntryType") || strings.Contains(r.Rule, "accessPolicies")
+	})
+	return spec
 }

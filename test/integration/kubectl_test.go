@@ -89,7 +89,7 @@ func TestKubectlOutputAPersonReads(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), stderr)
 	t.Logf("kubectl get iim -o wide:\n%s", wide)
 	g.Expect(strings.Fields(strings.SplitN(wide, "\n", 2)[0])).To(Equal(
-		[]string{"NAME", "IDENTITY", "USERNAME", "READY", "REASON", "AGE", "GROUPS", "ARN", "MESSAGE"}))
+		[]string{"NAME", "IDENTITY", "USERNAME", "READY", "REASON", "ACCESS-ENTRY", "AGE", "GROUPS", "ARN", "MESSAGE"}))
 	g.Expect(row(g, wide, "admins")).To(ContainElement("arn:aws:iam::111122223333:role/platform/admins"))
 	g.Expect(row(g, wide, "admins-copy")).To(ContainElement("admins"), "the message names the mapping it conflicts with")
 

@@ -126,6 +126,14 @@ func runOperator(t *testing.T, mode managed.Mode) *operator {
 // runOperatorAs runs the operator with the identity of restConfig.
 func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *operator {
 	t.Helper()
+	return runOperatorWith(t, restConfig, mode, nil)
+}
+
+// runOperatorWith runs the operator with the identity of restConfig and,
+// when accessEntries is not nil, its access entry controller, wired as
+// operator.go wires them with --eks-cluster-name.
+func runOperatorWith(t *testing.T, restConfig *rest.Config, mode managed.Mode, accessEntries *controllers.AccessEntryReconciler) *operator {
+	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  controllers.CacheOptions(),
@@ -137,6 +145,9 @@ func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *op
 	if err != nil {
 		t.Fatal(err)
 	}
+	if accessEntries != nil {
+		accessEntries.Client, accessEntries.APIReader, accessEntries.Cache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
+	}
 	if err := (&controllers.AWSAuthReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
@@ -146,8 +157,14 @@ func runOperatorAs(t *testing.T, restConfig *rest.Config, mode managed.Mode) *op
 		BatchDelay:      50 * time.Millisecond,
 		MaxRemovedShare: 0.5,
 		BackupNamespace: operatorNamespace,
+		AccessEntries:   accessEntries,
 	}).SetupWithManager(context.Background(), mgr); err != nil {
 		t.Fatal(err)
+	}
+	if accessEntries != nil {
+		if err := accessEntries.SetupWithManager(context.Background(), mgr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -48,6 +48,7 @@ of config/ (test/deploy fails when a copy is stale):
     namespaces, binding subjects, and the operator's username and backup in
     the admission policies
   annotations: extra annotations for every object (optional)
+  kindAnnotations: extra annotations by kind, e.g. ServiceAccount (optional)
   configMapData: data to set, by ConfigMap name (optional)
 Every object gets the chart's labels.
 */}}
@@ -73,6 +74,9 @@ Every object gets the chart's labels.
 {{- $meta := $obj.metadata }}
 {{- $_ := set $meta "labels" (merge ($meta.labels | default dict) $labels) }}
 {{- with $args.annotations }}
+{{- $_ := set $meta "annotations" (merge ($meta.annotations | default dict) .) }}
+{{- end }}
+{{- with and $args.kindAnnotations (get $args.kindAnnotations $obj.kind) }}
 {{- $_ := set $meta "annotations" (merge ($meta.annotations | default dict) .) }}
 {{- end }}
 {{- if and (eq $obj.kind "ConfigMap") $args.configMapData }}

@@ -22,7 +22,7 @@ import (
 // operation and checks what the SDK reads back against the fake's own
 // record.
 func TestAccessEntryLifecycle(t *testing.T) {
-	clk := newClock()
+	clk := awsfake.NewClock()
 	s := newFake(t, awsfake.WithClock(clk.Now))
 	c := eksClient(s, noRetries)
 	cluster, principal := aws.String(clusterName), aws.String(pathRoleARN)

@@ -140,6 +140,23 @@ func (c CallCounts) Total(operation string) int {
 	return n
 }
 
+// Since is the calls of c that were not yet in before, an earlier Calls:
+// what happened between the two.
+func (c CallCounts) Since(before CallCounts) CallCounts {
+	out := CallCounts{}
+	for op, byOutcome := range c {
+		for outcome, n := range byOutcome {
+			if d := n - before[op][outcome]; d > 0 {
+				if out[op] == nil {
+					out[op] = map[string]int{}
+				}
+				out[op][outcome] = d
+			}
+		}
+	}
+	return out
+}
+
 // Operations lists the operations called at least once, sorted.
 func (c CallCounts) Operations() []string {
 	return slices.Sorted(maps.Keys(c))
@@ -148,6 +165,25 @@ func (c CallCounts) Operations() []string {
 type counter struct {
 	mu    sync.Mutex
 	calls CallCounts
+	// inFlight counts, by operation, the calls begun and not ended.
+	inFlight map[string]int
+}
+
+func (c *counter) begin(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight == nil {
+		c.inFlight = map[string]int{}
+	}
+	c.inFlight[op]++
+}
+
+func (c *counter) end(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight[op]--; c.inFlight[op] == 0 {
+		delete(c.inFlight, op)
+	}
 }
 
 func (c *counter) add(op, outcome string) {
@@ -171,6 +207,16 @@ func (s *Server) Calls() CallCounts {
 		out[op] = maps.Clone(byOutcome)
 	}
 	return out
+}
+
+// InFlight counts, by operation, the calls the fake is handling now: above
+// all those a Hang or Latency fault holds. Calls counts a call only once it
+// has ended, so this is how a test knows that a client is blocked inside a
+// call, not merely about to make one. Operations with none are left out.
+func (s *Server) InFlight() map[string]int {
+	s.calls.mu.Lock()
+	defer s.calls.mu.Unlock()
+	return maps.Clone(s.calls.inFlight)
 }
 
 // ResetCalls zeroes the call counters, so that a test can count only the

@@ -224,6 +224,61 @@ func TestHangUntilClientGivesUp(t *testing.T) {
 	}
 }
 
+// TestInFlight: a call a hang fault holds is in flight until its client
+// gives up, and only then counted by Calls; a call answered at once leaves
+// nothing in flight.
+func TestInFlight(t *testing.T) {
+	s := newFake(t)
+	c := eksClient(s, noRetries)
+	if _, err := c.DescribeCluster(ctx(t), &eks.DescribeClusterInput{Name: aws.String(clusterName)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.InFlight(); len(got) != 0 {
+		t.Fatalf("in flight after an answered call: %v", got)
+	}
+
+	s.SetFault("ListAccessEntries", awsfake.Fault{Hang: true})
+	callCtx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.ListAccessEntries(callCtx, &eks.ListAccessEntriesInput{ClusterName: aws.String(clusterName)})
+		result <- err
+	}()
+	waitFor(t, "the hung call in flight", func() bool { return s.InFlight()["ListAccessEntries"] == 1 })
+	if got := s.Calls().Total("ListAccessEntries"); got != 0 {
+		t.Errorf("a call still held is counted %d times, want 0 until it ends", got)
+	}
+	// Another operation is not held, and not in flight once answered.
+	if _, err := c.DescribeCluster(ctx(t), &eks.DescribeClusterInput{Name: aws.String(clusterName)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.InFlight(); len(got) != 1 || got["ListAccessEntries"] != 1 {
+		t.Errorf("in flight: %v, want only the hung ListAccessEntries", got)
+	}
+
+	cancel()
+	if err := <-result; !errors.Is(err, context.Canceled) {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+	waitFor(t, "the given-up call out of flight", func() bool { return len(s.InFlight()) == 0 })
+	if got := s.Calls()["ListAccessEntries"][awsfake.OutcomeNoResponse]; got != 1 {
+		t.Errorf("given-up call counted %d times as %s, want 1; counts %v", got, awsfake.OutcomeNoResponse, s.Calls())
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after callTimeout.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(callTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, callTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestCloseReleasesHungCalls: Close does not wait for a hung call; the
 // call fails (the connection is dropped, not answered with an empty 200).
 func TestCloseReleasesHungCalls(t *testing.T) {
@@ -265,7 +320,7 @@ func TestCloseReleasesHungCalls(t *testing.T) {
 // TestEventualConsistency: a created entry stays out of List and Describe
 // for the visibility delay, while a second create is already refused.
 func TestEventualConsistency(t *testing.T) {
-	clk := newClock()
+	clk := awsfake.NewClock()
 	s := newFake(t, awsfake.WithClock(clk.Now))
 	s.SetVisibilityDelay(5 * time.Second)
 	c := eksClient(s, noRetries)

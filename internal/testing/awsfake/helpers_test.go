@@ -3,7 +3,6 @@ package awsfake_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,24 +97,4 @@ func wantCode(t *testing.T, err error, code string, status int) {
 	if gotCode != code || gotStatus != status {
 		t.Fatalf("got %s (%d), want %s (%d); error: %v", gotCode, gotStatus, code, status, err)
 	}
-}
-
-// clock is a hand-stepped clock for WithClock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

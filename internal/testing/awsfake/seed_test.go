@@ -2,6 +2,7 @@ package awsfake_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestSeedingObeysTheRules(t *testing.T) {
 // TestModifyEntry changes an entry out of band and reads it back over the
 // API, as an operator meeting someone else's change would.
 func TestModifyEntry(t *testing.T) {
-	clk := newClock()
+	clk := awsfake.NewClock()
 	s := newFake(t, awsfake.WithClock(clk.Now))
 	c := eksClient(s, noRetries)
 	seeded, err := s.SeedEntry(clusterName, awsfake.AccessEntry{
@@ -160,6 +161,14 @@ func TestCallCountsAtRest(t *testing.T) {
 	}
 	if calls["ListAccessEntries"][awsfake.OutcomeOK] != 3 || calls["ListAccessEntries"]["ResourceNotFoundException"] != 1 || calls.Total("ListAccessEntries") != 4 {
 		t.Errorf("ListAccessEntries outcomes = %v", calls["ListAccessEntries"])
+	}
+	// Since is what came between two looks.
+	if _, err := c.DescribeCluster(ctx(t), &eks.DescribeClusterInput{Name: aws.String(clusterName)}); err != nil {
+		t.Fatal(err)
+	}
+	since := s.Calls().Since(calls)
+	if want := (awsfake.CallCounts{"DescribeCluster": {awsfake.OutcomeOK: 1}}); !maps.EqualFunc(since, want, maps.Equal) {
+		t.Errorf("Calls().Since = %v, want %v", since, want)
 	}
 	// Calls returns a copy.
 	calls["ListAccessEntries"]["OK"] = 99

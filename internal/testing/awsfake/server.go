@@ -9,8 +9,8 @@
 // are the form-encoded POSTs to "/", everything else is routed as EKS. It
 // enforces the rules EKS documents for access entries with the error codes
 // the SDK maps to typed errors, can misbehave on purpose (see Fault),
-// counts calls (see Calls), and lets a test seed, inspect and change its
-// state directly in Go.
+// counts calls (see Calls) and those in flight (see InFlight), and lets a
+// test seed, inspect and change its state directly in Go.
 //
 // Signatures are not verified, but a request without an Authorization
 // header is refused, as AWS refuses it.
@@ -69,6 +69,30 @@ func WithSeed(seed uint64) Option { return func(c *config) { c.seed = seed } }
 // consistency delay, so that a test can step time instead of sleeping.
 // Injected latency still runs on the real clock.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// Clock is a clock a test steps by hand, for WithClock (and any other
+// code that takes a func() time.Time). It starts at a fixed time.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock is a Clock at 2026-01-02 03:04:05 UTC.
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 // WithAddress makes the server listen on a fixed loopback address, such as
 // "127.0.0.1:4566", instead of a free port. New panics if the host is not a
@@ -176,6 +200,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.error(routeErr)
 		return
 	}
+	// From here on the call may be held by a fault: InFlight shows it.
+	s.calls.begin(op.name)
+	defer s.calls.end(op.name)
 
 	f, injected := s.faults.draw(op.name, op.iam)
 	if f.Hang || f.Latency > 0 {
