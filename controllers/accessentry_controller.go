@@ -391,6 +391,12 @@ func (r *AccessEntryReconciler) translate(ctx context.Context, entries int) (des
 			desired = append(desired, r.desiredOf(ctx, m, entries))
 		}
 	}
+	// A refusal is of one mapping: gone or being deleted, it is forgotten,
+	// so that a new mapping of the same name is asked for afresh.
+	maps.DeleteFunc(r.refused, func(name string, _ refusedTranslation) bool {
+		l, ok := listed[name]
+		return !ok || l.deleting
+	})
 	return desired, listed, nil, allow, nil
 }
 
