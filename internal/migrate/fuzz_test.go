@@ -153,7 +153,9 @@ func FuzzAnalyze(f *testing.F) {
 		shuffled := in
 		rng := rand.New(rand.NewPCG(uint64(len(data)), 1))
 		shuffled.Mappings = slices.Clone(in.Mappings)
-		rng.Shuffle(len(shuffled.Mappings), func(i, j int) { shuffled.Mappings[i], shuffled.Mappings[j] = shuffled.Mappings[j], shuffled.Mappings[i] })
+		rng.Shuffle(len(shuffled.Mappings), func(i, j int) {
+			shuffled.Mappings[i], shuffled.Mappings[j] = shuffled.Mappings[j], shuffled.Mappings[i]
+		})
 		if in.Cluster != nil {
 			c := *in.Cluster
 			c.Entries = slices.Clone(c.Entries)
