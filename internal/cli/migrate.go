@@ -239,11 +239,12 @@ func migrateTable(r migrate.Report, cluster string) []byte {
 			writeList(&b, "\nCluster admin:", []string{bl.Why + "."})
 		}
 	}
-	fmt.Fprintf(&b, "\n%s\n", verdictLine(r))
+	b.WriteString("\n" + wrap(verdictLine(r), "", "  ", tableWidth))
 	return b.Bytes()
 }
 
-// verdictLine is the report's last line, naming each blocker.
+// verdictLine is the report's verdict, naming each blocker; the table
+// wraps it.
 func verdictLine(r migrate.Report) string {
 	var lose, nodes []string
 	parts := []string{}
@@ -264,8 +265,11 @@ func verdictLine(r migrate.Report) string {
 	}
 	if len(nodes) > 0 {
 		what := "have no node access entry"
-		if !r.Checked {
+		switch {
+		case !r.Checked:
 			what = "cannot become node access entries"
+		case len(nodes) == 1:
+			what = "has no node access entry"
 		}
 		parts = append(parts, fmt.Sprintf("%s %s (%s)", count(len(nodes), "node role", "node roles"), what, strings.Join(nodes, ", ")))
 	}
@@ -321,7 +325,8 @@ func becomes(row migrate.Row) string {
 }
 
 // describeEntry is an access entry on one line: its type, then for a
-// STANDARD entry its username, groups and policies (with their namespaces).
+// STANDARD entry its username, groups and policies (with their namespaces),
+// by their names without AmazonEKS and Policy.
 func describeEntry(e iamv1alpha1.AccessEntryStatus) string {
 	parts := []string{string(e.Type)}
 	if e.Username != "" {
@@ -331,7 +336,14 @@ func describeEntry(e iamv1alpha1.AccessEntryStatus) string {
 		parts = append(parts, "groups="+strings.Join(e.KubernetesGroups, ","))
 	}
 	for _, p := range e.Policies {
+		// AmazonEKSClusterAdminPolicy is +ClusterAdmin: the table has 120
+		// columns, and -o yaml gives the full ARNs.
 		name := p.PolicyARN[strings.LastIndex(p.PolicyARN, "/")+1:]
+		if rest, ok := strings.CutPrefix(name, "AmazonEKS"); ok {
+			if short, ok := strings.CutSuffix(rest, "Policy"); ok && short != "" {
+				name = short
+			}
+		}
 		if len(p.Namespaces) > 0 {
 			name += "[" + strings.Join(p.Namespaces, ",") + "]"
 		}

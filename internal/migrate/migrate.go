@@ -118,6 +118,8 @@ type Row struct {
 	Existing string `json:"existing"`
 	// Differs names what differs, of type, username, groups, policies.
 	Differs []string `json:"differs,omitempty"`
+	// Entry is the access entry the cluster holds for it, if any.
+	Entry *iamv1alpha1.AccessEntryStatus `json:"entry,omitempty"`
 	// OwnedBy is the mapping named by the existing entry's tag; absent when
 	// the entry is not the operator's (or there is none).
 	OwnedBy string `json:"ownedBy,omitempty"`
@@ -257,15 +259,15 @@ func analyzeOne(m Mapping, entries map[string]accessentry.Observed, checked bool
 	case accessentry.DesiredNotRepresentable:
 		row.CannotMove = errText(d.Err)
 		row.Existing, row.Blocks = ExistingNone, true
-		row.Why = "it cannot become an access entry (" + row.CannotMove + "), so " + lose
+		row.Why = "it cannot become an access entry, so " + lose + "; " + row.CannotMove
 		if !checked {
 			row.Existing = ExistingNotChecked
 		} else {
 			if o, ok := entries[accessentry.PrincipalKey(g.ARN)]; g.ARN != "" && ok {
 				// Someone made an entry for it by hand: it is what API
 				// mode gives, but not what aws-auth gives.
-				row.Existing, row.OwnedBy = ExistingDiffers, o.Mapping()
-				row.Why = "it has an access entry, but no access entry can give what aws-auth gives it (" + row.CannotMove + "), so in API mode its access would change"
+				row.Existing, row.OwnedBy, row.Entry = ExistingDiffers, o.Mapping(), statusOf(o)
+				row.Why = "it has an access entry, but no access entry can give what aws-auth gives it, so in API mode its access would change; " + row.CannotMove
 				return row, accessentry.PrincipalKey(g.ARN)
 			}
 		}
@@ -283,7 +285,7 @@ func analyzeOne(m Mapping, entries map[string]accessentry.Observed, checked bool
 		row.Why = "EKS refused its access entry (" + errText(d.Err) + "), so " + lose
 		key := accessentry.PrincipalKey(g.ARN)
 		if o, ok := entries[key]; ok {
-			row.Existing, row.OwnedBy = ExistingDiffers, o.Mapping()
+			row.Existing, row.OwnedBy, row.Entry = ExistingDiffers, o.Mapping(), statusOf(o)
 			return row, key
 		}
 		return row, ""
@@ -306,7 +308,7 @@ func analyzeOne(m Mapping, entries map[string]accessentry.Observed, checked bool
 		}
 		return row, ""
 	}
-	row.OwnedBy = o.Mapping()
+	row.OwnedBy, row.Entry = o.Mapping(), statusOf(o)
 	row.Differs = differs(d.Entry, o.Entry)
 	if len(row.Differs) == 0 {
 		row.Existing = ExistingEqual
@@ -342,6 +344,11 @@ func differs(want, got accessentry.Entry) []string {
 		out = append(out, "policies")
 	}
 	return out
+}
+
+func statusOf(o accessentry.Observed) *iamv1alpha1.AccessEntryStatus {
+	s := o.Entry.Status()
+	return &s
 }
 
 func sameSet(a, b []string) bool {
