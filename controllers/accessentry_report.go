@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -304,7 +305,17 @@ func (r *AccessEntryReconciler) reportAPIMode(ctx context.Context, t translation
 	if err := r.Client.Get(ctx, managed.AWSAuthKey, subject); err != nil {
 		subject = awsAuthOrReference(nil)
 	}
-	r.Recorder.Eventf(subject, nil, corev1.EventTypeNormal, ReasonAPIModeBlockers, "CheckAPIMode", "%s", message)
+	// The events API folds events of one object, reason, action and
+	// related object into a series that keeps the first note, so that a
+	// new count would read as an old one: the count is in the action, and
+	// the first mapping that blocks is the related object.
+	var related runtime.Object
+	if names := report.BlockingMappings(); len(names) > 0 {
+		if m, ok := mappingRef(names[0], t.listed); ok {
+			related = m
+		}
+	}
+	r.Recorder.Eventf(subject, related, corev1.EventTypeNormal, ReasonAPIModeBlockers, fmt.Sprintf("Counted%d", n), "%s", message)
 }
 
 // apiModeMessage says what blocks API mode, naming the first few mappings.
@@ -319,12 +330,16 @@ func apiModeMessage(report migrate.Report) string {
 		if len(names) > maxNamedBlockers {
 			named += fmt.Sprintf(" and %d more", len(names)-maxNamedBlockers)
 		}
-		parts = append(parts, fmt.Sprintf("%d mappings would lose or change access (%s)", len(names), named))
+		what := "mappings would"
+		if len(names) == 1 {
+			what = "mapping would"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s lose or change access (%s)", len(names), what, named))
 	}
 	for _, b := range report.Blockers {
 		if b.Kind == migrate.BlockClusterAdmin {
 			parts = append(parts, "no access entry has AmazonEKSClusterAdminPolicy on the whole cluster")
 		}
 	}
-	return fmt.Sprintf("%d blocking API mode: %s; manager migrate --eks-cluster-name NAME says why for each", len(report.Blockers), strings.Join(parts, "; "))
+	return fmt.Sprintf("API mode is blocked by %d: %s. manager migrate --eks-cluster-name NAME says why for each", len(report.Blockers), strings.Join(parts, "; "))
 }
