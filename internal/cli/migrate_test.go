@@ -147,6 +147,14 @@ func TestMigrateAgainstEKS(t *testing.T) {
 		if diff := gocmp.Diff(string(want), r.stdout); diff != "" {
 			t.Errorf("the table is not %s (go test ./internal/cli -run TestMigrateAgainstEKS -update rewrites it) (-want +got):\n%s", golden, diff)
 		}
+		// The README shows this run.
+		readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "--eks-cluster-name dev\n"+string(want)+"```") {
+			t.Errorf("README.md does not show %s as the example of manager migrate", golden)
+		}
 	})
 
 	wantBlockers := []migrate.Blocker{
