@@ -29,6 +29,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
+{{/*
+The metrics port: https 8443 with --metrics-secure (metrics.secure), else
+http 8080. The ServiceMonitor scrapes it by name.
+*/}}
+{{- define "aws-auth-guardian.metricsPort" -}}
+{{ ternary "https" "http" .Values.metrics.secure }}
+{{- end }}
+
+{{- define "aws-auth-guardian.metricsPortNumber" -}}
+{{ ternary 8443 8080 .Values.metrics.secure }}
+{{- end }}
+
 {{- define "aws-auth-guardian.image" -}}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.digest -}}
