@@ -102,9 +102,9 @@ func TestQueriesNameExportedMetrics(t *testing.T) {
 func TestCheckQueryCatchesWhatIsNotExported(t *testing.T) {
 	t.Parallel()
 	exported := map[string]string{
-		"aws_auth_guardian_replaces_total":                 "counter",
+		"aws_auth_guardian_replaces_total":                "counter",
 		"aws_auth_guardian_eks_api_call_duration_seconds": "histogram",
-		"go_gc_duration_seconds":                           "summary",
+		"go_gc_duration_seconds":                          "summary",
 	}
 	tests := []struct {
 		name, query string

@@ -222,7 +222,6 @@ func get(c *http.Client, url, token string) (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
-
 // serviceAccountToken creates the service account ns/name and a token for
 // it, as a kubelet asks for a pod's (TokenRequest).
 func serviceAccountToken(t *testing.T, ns, name string) string {
