@@ -61,6 +61,8 @@ of config/ (test/deploy fails when a copy is stale):
     the admission policies
   annotations: extra annotations for every object (optional)
   kindAnnotations: extra annotations by kind, e.g. ServiceAccount (optional)
+  labels: extra labels for every object, e.g. the one a Prometheus
+    selects its ServiceMonitors by (optional; the chart's labels win)
   configMapData: data to set, by ConfigMap name (optional)
 Every object gets the chart's labels.
 */}}
@@ -71,7 +73,7 @@ Every object gets the chart's labels.
 {{- if not $files -}}
 {{- fail (printf "no file in the chart matches %s" .glob) -}}
 {{- end -}}
-{{- $labels := include "aws-auth-guardian.labels" $root | fromYaml -}}
+{{- $labels := merge (include "aws-auth-guardian.labels" $root | fromYaml) (deepCopy (.labels | default dict)) -}}
 {{- range $path, $_ := $files }}
 {{- $text := $root.Files.Get $path }}
 {{- if $args.namespaced }}
