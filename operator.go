@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/controllers"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
@@ -29,6 +31,7 @@ import (
 type operator struct {
 	opts                  ctrl.Options
 	zap                   zap.Options
+	metricsSecure         bool
 	mode, backupNamespace string
 	batchDelay            time.Duration
 	maxRemovedShare       float64
@@ -53,7 +56,8 @@ func newOperator() *operator {
 // the Deployment, the chart and the tests pass them.
 func (o *operator) BindFlags(fs *pflag.FlagSet) {
 	opts := &o.opts
-	fs.StringVar(&opts.Metrics.BindAddress, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
+	fs.StringVar(&opts.Metrics.BindAddress, "metrics-bind-address", ":8443", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve the metrics over HTTPS, only to a bearer token whose identity the API server authenticates and authorizes for get on /metrics (the ClusterRole aws-auth-guardian-metrics-reader); false serves plain HTTP to anyone, for local runs.")
 	fs.StringVar(&opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader, so that of several replicas only one writes aws-auth.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease (default: the pod's namespace).")
@@ -149,6 +153,9 @@ func (o *operator) run() error {
 	}
 	opts.Scheme = controllers.NewScheme()
 	opts.Cache = controllers.CacheOptions()
+	if o.metricsSecure {
+		secureMetrics(&opts)
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -182,6 +189,25 @@ func (o *operator) run() error {
 	ctrl.Log.WithName("setup").Info("Starting manager", "version", v.Version, "commit", v.Commit, "buildDate", v.BuildDate,
 		"configmapMode", r.Mode, "eksClusterName", o.eksClusterName, "leaderElection", opts.LeaderElection, "leaseDuration", *opts.LeaseDuration, "backupNamespace", r.BackupNamespace)
 	return mgr.Start(ctx)
+}
+
+// The metrics filter asks the API server who a scraper is and whether it
+// may read /metrics.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// secureMetrics serves the metrics over HTTPS to authorized scrapers only:
+// each request's bearer token goes to the API server in a TokenReview, and
+// its identity in a SubjectAccessReview for get on the path /metrics. The
+// certificate is the one in the metrics server's CertDir, else
+// self-signed, made at start.
+func secureMetrics(opts *ctrl.Options) {
+	opts.Metrics.SecureServing = true
+	opts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	// HTTP/1.1 only: HTTP/2's stream reset and continuation floods
+	// (CVE-2023-44487, CVE-2023-39325) reach a server before any token is
+	// checked; a scrape gains nothing from HTTP/2.
+	opts.Metrics.TLSOpts = append(opts.Metrics.TLSOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 }
 
 // eksRateLimit bounds the operator's calls to EKS and IAM together. EKS

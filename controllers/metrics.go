@@ -3,6 +3,9 @@ package controllers
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
 )
 
 // The operator's own metrics, beside controller-runtime's reconcile
@@ -74,4 +77,20 @@ func init() {
 	metrics.Registry.MustRegister(awsAuthPresent, recreationsTotal, driftRestorationsTotal, replacesTotal,
 		lastReplaceWindow, blockedTotal, mappingsGauge, systemMastersMappings, renderedBytes, lastApply, backupRejectedTotal,
 		accessEntryDriftRestorationsTotal, accessEntryBlocked, accessEntriesGauge, authenticationMode)
+	// Every series of a counter of events is exported from the start, at
+	// 0: Prometheus's increase() over a series that first appears at 1
+	// is 0, so an alert on the first block or drift after a restart would
+	// never fire.
+	for _, cause := range []string{"deleted", "missing"} {
+		recreationsTotal.WithLabelValues(cause)
+	}
+	for _, cause := range []string{managed.DriftMetadata, managed.DriftData, managed.DriftUnmanaged} {
+		driftRestorationsTotal.WithLabelValues(cause)
+	}
+	for _, reason := range []string{awsauth.RefusedEmpty, awsauth.RefusedNodes, awsauth.RefusedTooManyRemoved, awsauth.RefusedUnrepresentable, awsauth.RefusedCRDUnusable} {
+		blockedTotal.WithLabelValues(reason)
+	}
+	for _, cause := range []string{driftMissing, driftChanged} {
+		accessEntryDriftRestorationsTotal.WithLabelValues(cause)
+	}
 }

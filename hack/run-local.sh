@@ -11,7 +11,7 @@
 #   KUBEBUILDER_ASSETS         kube-apiserver and etcd (bin/controlplane)
 #   KUBECTL                    kubectl (bin/kubectl)
 #   RUN_LOCAL_DIR              the kubeconfigs (bin/local)
-#   METRICS_BIND_ADDRESS       the operator's metrics (127.0.0.1:8080)
+#   METRICS_BIND_ADDRESS       the operator's metrics, plain HTTP (127.0.0.1:8080)
 #   HEALTH_PROBE_BIND_ADDRESS  the operator's healthz and readyz (127.0.0.1:8081)
 #   EKS                        empty, or fake: localcluster also serves a fake
 #                              EKS and IAM on loopback (cluster "local", in
@@ -189,7 +189,7 @@ if [[ $eks == fake ]]; then
 	manager_flags=(--eks-cluster-name "$eks_cluster" --access-entry-resync 5s)
 fi
 "${launch[@]}" "$manager" --kubeconfig "$operator_kubeconfig" --zap-devel \
-	--metrics-bind-address "$metrics_addr" --health-probe-bind-address "$probe_addr" "${manager_flags[@]}" &
+	--metrics-bind-address "$metrics_addr" --metrics-secure=false --health-probe-bind-address "$probe_addr" "${manager_flags[@]}" &
 manager_pid=$!
 # Up means it rendered the samples into aws-auth, and with EKS=fake that
 # every sample's access entry is in the fake too (AccessEntrySynced).

@@ -84,6 +84,8 @@ func (b *bench) startOperator(ctx context.Context, mode string) error {
 		"--kubeconfig", b.kubeconfig,
 		"--configmap-mode", mode,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		// The bench scrapes without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--backup-namespace", operatorNamespace,
 	}

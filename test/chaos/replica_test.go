@@ -60,6 +60,8 @@ func newReplica(t *testing.T, name string, leaderElect bool) *replica {
 	r.args = []string{
 		"--kubeconfig", kubeconfigPath,
 		"--metrics-bind-address", r.metricsAddr,
+		// The test scrapes without a token.
+		"--metrics-secure=false",
 		"--health-probe-bind-address", r.probeAddr,
 		"--backup-namespace", operatorNamespace,
 		"--leader-elect=" + strconv.FormatBool(leaderElect),

@@ -144,7 +144,7 @@ func TestManagerBinary(t *testing.T) {
 		{"version takes no argument", []string{"version", "--short"}, want{code: 2, stderr: []string{"unknown flag: --short"}, stdoutMustBeEmpty: true}},
 		// The operator itself, with the Deployment's flags: without a
 		// cluster it stops at once, says why in its JSON log, and exits 1.
-		{"the operator as deployed", []string{"--leader-elect", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--zap-encoder=json"},
+		{"the operator as deployed", []string{"--leader-elect", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081", "--zap-encoder=json"},
 			want{code: 1, stderr: []string{`"msg":"Manager stopped"`, "finding the cluster"}, notStderr: []string{"Error:", "Usage:"}, stdoutMustBeEmpty: true}},
 		{"the operator with run", []string{"run", "--leader-elect", "--zap-encoder=json"},
 			want{code: 1, stderr: []string{`"msg":"Manager stopped"`}, notStderr: []string{"Error:", "Usage:"}, stdoutMustBeEmpty: true}},

@@ -23,7 +23,19 @@ var chartCopies = map[string]string{
 	"policy":                                "config/policy",
 	"components/protect-rbac":               "config/components/protect-rbac",
 	"components/protect-operator-namespace": "config/components/protect-operator-namespace",
+	"components/prometheus":                 "config/components/prometheus",
 }
+
+// chartFileCopies maps files under the chart's files/ to the config/ file
+// they copy, for what kustomize generates rather than lists: the
+// dashboard's ConfigMap is made from its JSON.
+var chartFileCopies = map[string]string{
+	"components/grafana-dashboard/aws-auth-guardian.json": "config/components/grafana-dashboard/aws-auth-guardian.json",
+}
+
+// monitoringCopies are the copies the chart renders only for a Prometheus
+// Operator (whose CRDs the deploy tests' API server does not have).
+var monitoringCopies = []string{"config/components/prometheus"}
 
 // TestChartFilesMatchConfig fails when a copy under the chart's files/ is
 // stale (after `make manifests`, say); `go test -run TestChartFiles -update`
@@ -75,6 +87,25 @@ func TestChartFilesMatchConfig(t *testing.T) {
 			if _, ok := want[name]; !ok {
 				t.Errorf("charts/aws-auth-guardian/files/%s/%s is not a resource of %s: run `cd test/deploy && go test -run TestChartFiles -update`", copyDir, name, configDir)
 			}
+		}
+	}
+	for copyPath, configPath := range chartFileCopies {
+		want, err := os.ReadFile(filepath.Join(repoRoot, configPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(filesDir, copyPath)
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if have, err := os.ReadFile(path); err != nil || !bytes.Equal(have, want) {
+			t.Errorf("charts/aws-auth-guardian/files/%s differs from %s: run `cd test/deploy && go test -run TestChartFiles -update`", copyPath, configPath)
 		}
 	}
 }

@@ -70,6 +70,7 @@ func requiredRefs(ns string, components bool) []ref {
 		{"Deployment", ns, deploymentName},
 		{"PodDisruptionBudget", ns, deploymentName},
 		{"Service", ns, metricsServiceName},
+		{"ClusterRole", "", "aws-auth-guardian-metrics-reader"},
 	}
 	names := policyNames
 	if components {
@@ -128,7 +129,8 @@ func checkOperator(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	g.Expect(pod.SecurityContext.SeccompProfile).To(HaveValue(HaveField("Type", corev1.SeccompProfileTypeRuntimeDefault)))
 	g.Expect(pod.Containers).To(HaveLen(1))
 	c := pod.Containers[0]
-	g.Expect(c.Args).To(ContainElements("--leader-elect", "--metrics-bind-address=:8080"))
+	g.Expect(c.Args).To(ContainElements("--leader-elect", "--metrics-bind-address=:8443"))
+	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--metrics-secure")), "the metrics are served over HTTPS, the default")
 	g.Expect(c.Env).To(ContainElement(corev1.EnvVar{
 		Name:      "POD_NAMESPACE",
 		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
@@ -151,11 +153,11 @@ func checkOperator(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	svc := typed[corev1.Service](t, find(t, objs, ref{"Service", ns, metricsServiceName}))
 	selects("the metrics Service", svc.Spec.Selector)
 	g.Expect(svc.Spec.Ports).To(ConsistOf(And(
-		HaveField("Name", "metrics"),
-		HaveField("Port", BeEquivalentTo(8080)),
-		HaveField("TargetPort", Equal(intstr.FromString("metrics"))),
+		HaveField("Name", "https"),
+		HaveField("Port", BeEquivalentTo(8443)),
+		HaveField("TargetPort", Equal(intstr.FromString("https"))),
 	)))
-	g.Expect(c.Ports).To(ContainElement(And(HaveField("Name", "metrics"), HaveField("ContainerPort", BeEquivalentTo(8080)))),
+	g.Expect(c.Ports).To(ContainElement(And(HaveField("Name", "https"), HaveField("ContainerPort", BeEquivalentTo(8443)))),
 		"the Service's target port names no container port")
 
 	// Every binding is the operator's, but the one that gives the

@@ -29,6 +29,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
+{{/*
+The metrics port: https 8443 with --metrics-secure (metrics.secure), else
+http 8080. The ServiceMonitor scrapes it by name.
+*/}}
+{{- define "aws-auth-guardian.metricsPort" -}}
+{{ ternary "https" "http" .Values.metrics.secure }}
+{{- end }}
+
+{{- define "aws-auth-guardian.metricsPortNumber" -}}
+{{ ternary 8443 8080 .Values.metrics.secure }}
+{{- end }}
+
 {{- define "aws-auth-guardian.image" -}}
 {{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.digest -}}
@@ -49,6 +61,8 @@ of config/ (test/deploy fails when a copy is stale):
     the admission policies
   annotations: extra annotations for every object (optional)
   kindAnnotations: extra annotations by kind, e.g. ServiceAccount (optional)
+  labels: extra labels for every object, e.g. the one a Prometheus
+    selects its ServiceMonitors by (optional; the chart's labels win)
   configMapData: data to set, by ConfigMap name (optional)
 Every object gets the chart's labels.
 */}}
@@ -59,7 +73,7 @@ Every object gets the chart's labels.
 {{- if not $files -}}
 {{- fail (printf "no file in the chart matches %s" .glob) -}}
 {{- end -}}
-{{- $labels := include "aws-auth-guardian.labels" $root | fromYaml -}}
+{{- $labels := merge (include "aws-auth-guardian.labels" $root | fromYaml) (deepCopy (.labels | default dict)) -}}
 {{- range $path, $_ := $files }}
 {{- $text := $root.Files.Get $path }}
 {{- if $args.namespaced }}
