@@ -29,6 +29,8 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/migrate"
 )
 
 // accessEntryKey is the one key of the access entry reconciler: every pass
@@ -86,6 +88,12 @@ type AccessEntryReconciler struct {
 	// refused are, by mapping, the translations EKS refused (see
 	// accessentry.DesiredRefused).
 	refused map[string]refusedTranslation
+	// apiModeBlockers is the count of blockers last reported, for the
+	// event on its change; known is false until the first report.
+	apiModeBlockers struct {
+		known bool
+		count int
+	}
 
 	// mu guards last and queue, which the status reconciler reads.
 	mu   sync.Mutex
@@ -231,6 +239,13 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if !acceptsEntries(r.mode) {
 		r.reportNotAccepting()
 		r.publish(&accessEntryOutcome{mode: r.mode})
+		// The cluster holds no entries: every grant of aws-auth blocks API
+		// mode, which is what a person about to migrate it wants counted.
+		t, err := r.translate(ctx, 0)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		r.reportAPIMode(ctx, t, nil)
 		return ctrl.Result{RequeueAfter: r.Resync}, nil
 	}
 
@@ -238,13 +253,15 @@ func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	desired, listed, held, allow, err := r.translate(ctx, len(observed))
+	t, err := r.translate(ctx, len(observed))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	guards := accessentry.Guards{MaxRemovedShare: r.MaxRemovedShare, Held: held}
+	desired, listed := t.desired, t.listed
+	r.reportAPIMode(ctx, t, observed)
+	guards := accessentry.Guards{MaxRemovedShare: r.MaxRemovedShare, Held: t.held}
 	plan := accessentry.Plan(desired, observed, guards)
-	if allowedBy(plan, allow) {
+	if allowedBy(plan, t.allow) {
 		// The plan is pure: planned again with the hash allowed, it is the
 		// same plan, run whole.
 		guards.Allowed = plan.RefusedHash
@@ -314,7 +331,7 @@ func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Obse
 	}
 	observed := make([]accessentry.Observed, 0, len(r.described))
 	for _, k := range slices.Sorted(maps.Keys(r.described)) {
-		observed = append(observed, observedOf(r.described[k].entry))
+		observed = append(observed, migrate.Observed(r.described[k].entry))
 	}
 	return observed, nil
 }
@@ -340,64 +357,60 @@ func (r *AccessEntryReconciler) toDescribe(listed map[string]string) []string {
 	return append(fresh, known[:min(turn, len(known))]...)
 }
 
-// observedOf is an entry as EKS returned it, in the planner's terms.
-func observedOf(e eksapi.Entry) accessentry.Observed {
-	entry := accessentry.Entry{
-		PrincipalARN:     e.PrincipalARN,
-		Type:             iamv1alpha1.AccessEntryType(e.Type),
-		Username:         e.Username,
-		KubernetesGroups: slices.Compact(slices.Sorted(slices.Values(e.Groups))),
-	}
-	for _, p := range e.Policies {
-		var namespaces []string
-		if p.Scope.Type == eksapi.ScopeNamespace {
-			namespaces = slices.Compact(slices.Sorted(slices.Values(p.Scope.Namespaces)))
-		}
-		entry.Policies = append(entry.Policies, accessentry.Policy{ARN: p.PolicyARN, Namespaces: namespaces})
-	}
-	slices.SortFunc(entry.Policies, func(a, b accessentry.Policy) int { return cmp.Compare(a.ARN, b.ARN) })
-	return accessentry.Observed{Entry: entry, Tags: maps.Clone(e.Tags)}
+// translation is what translate made of the mappings.
+type translation struct {
+	// desired is every mapping's Desired; a mapping being deleted has none,
+	// so that its entry goes (unless a guard holds it).
+	desired []accessentry.Desired
+	// listed are the mappings it was made of, by name.
+	listed map[string]listedMapping
+	// held, set while the CRD is unusable (no mapping can be read), holds
+	// the whole pass.
+	held *awsauth.Refusal
+	// allow is, by mapping, its AllowAccessEntryPlanAnnotation.
+	allow map[string]string
+	// grants are the mappings not being deleted, as aws-auth holds them,
+	// with their translation: what migrate.Analyze weighs.
+	grants []migrate.Mapping
 }
 
-// translate is every mapping's Desired, and the mappings it was made of.
-// A mapping being deleted has none, so that its entry goes (unless a guard
-// holds it). While the CRD is unusable no mapping can be read, and held
-// holds the whole pass.
-// allow is, by mapping, its AllowAccessEntryPlanAnnotation.
-func (r *AccessEntryReconciler) translate(ctx context.Context, entries int) (desired []accessentry.Desired, listed map[string]listedMapping, held *awsauth.Refusal, allow map[string]string, err error) {
+// translate translates every mapping. entries is how many entries the
+// cluster has.
+func (r *AccessEntryReconciler) translate(ctx context.Context, entries int) (translation, error) {
 	why, err := crdUnusable(ctx, r.APIReader)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return translation{}, err
 	}
 	if why != "" {
-		return nil, nil, &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}, nil, nil
+		return translation{held: &awsauth.Refusal{Reason: awsauth.RefusedCRDUnusable, Message: why}}, nil
 	}
 	if err := r.watchMappings(); err != nil {
-		return nil, nil, nil, nil, err
+		return translation{}, err
 	}
 	var list iamv1alpha1.IAMIdentityMappingList
 	if err := r.Client.List(ctx, &list); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
+		return translation{}, fmt.Errorf("listing the IAMIdentityMappings: %w", err)
 	}
-	listed = make(map[string]listedMapping, len(list.Items))
-	allow = map[string]string{}
+	t := translation{listed: make(map[string]listedMapping, len(list.Items)), allow: map[string]string{}}
 	for i := range list.Items {
 		m := &list.Items[i]
-		listed[m.Name] = listedMapping{uid: m.UID, generation: m.Generation, deleting: !m.DeletionTimestamp.IsZero()}
+		t.listed[m.Name] = listedMapping{uid: m.UID, generation: m.Generation, deleting: !m.DeletionTimestamp.IsZero()}
 		if v := m.Annotations[iamv1alpha1.AllowAccessEntryPlanAnnotation]; v != "" {
-			allow[m.Name] = v
+			t.allow[m.Name] = v
 		}
 		if m.DeletionTimestamp.IsZero() {
-			desired = append(desired, r.desiredOf(ctx, m, entries))
+			d := r.desiredOf(ctx, m, entries)
+			t.desired = append(t.desired, d)
+			t.grants = append(t.grants, migrate.Mapping{Grant: managed.MappingInput(m), Desired: d})
 		}
 	}
 	// A refusal is of one mapping: gone or being deleted, it is forgotten,
 	// so that a new mapping of the same name is asked for afresh.
 	maps.DeleteFunc(r.refused, func(name string, _ refusedTranslation) bool {
-		l, ok := listed[name]
+		l, ok := t.listed[name]
 		return !ok || l.deleting
 	})
-	return desired, listed, nil, allow, nil
+	return t, nil
 }
 
 // allowedBy says whether a mapping whose steps plan holds carries the
@@ -416,39 +429,21 @@ func allowedBy(plan accessentry.Sync, allow map[string]string) bool {
 	return false
 }
 
-// desiredOf translates one mapping, asking IAM for the ARN of a role
-// written without its path. entries is how many entries the cluster has.
+// desiredOf translates one mapping as migrate.Desire does, which asks
+// IAM for the ARN of a role written without its path, and keeps a
+// translation EKS refused as refused. entries is how many entries the
+// cluster has.
 func (r *AccessEntryReconciler) desiredOf(ctx context.Context, m *iamv1alpha1.IAMIdentityMapping, entries int) accessentry.Desired {
-	d := accessentry.Desired{Name: m.Name, UID: string(m.UID), Created: m.CreationTimestamp.Time}
-	in := accessentry.InputFrom(m)
-	t, err := accessentry.Translate(in)
-	if err == nil && t.ResolveRole != "" {
-		arn, resolveErr := r.EKS.RoleARN(ctx, t.ResolveRole)
-		switch {
-		case eksapi.IsNotFound(resolveErr):
-			d.Kind, d.Err = accessentry.DesiredPrincipalNotFound, fmt.Errorf("IAM has no role %s", t.ResolveRole)
-			return d
-		case resolveErr != nil:
-			// Not knowing the ARN is no reason to delete the entry.
-			d.Kind, d.Err = accessentry.DesiredPending, resolveErr
-			return d
-		}
-		in.ResolvedARN = arn
-		t, err = accessentry.Translate(in)
-	}
-	if err != nil {
-		// Not representable, or refused as aws-auth refuses it: no entry.
-		d.Kind, d.Err = accessentry.DesiredNotRepresentable, err
+	d := migrate.Desire(ctx, m, r.EKS)
+	if d.Kind != accessentry.DesiredEntry {
 		return d
 	}
 	if ref, ok := r.refused[m.Name]; ok {
-		if accessentry.Equal(ref.entry, t.Entry) && !ref.roomSince(entries) {
-			d.Kind, d.Err = accessentry.DesiredRefused, ref.err
-			return d
+		if accessentry.Equal(ref.entry, d.Entry) && !ref.roomSince(entries) {
+			return accessentry.Desired{Name: d.Name, UID: d.UID, Created: d.Created, Kind: accessentry.DesiredRefused, Err: ref.err}
 		}
 		delete(r.refused, m.Name)
 	}
-	d.Kind, d.Entry = accessentry.DesiredEntry, t.Entry
 	return d
 }
 

@@ -8,12 +8,17 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/accessentry"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/migrate"
 )
 
 // What a pass did to a mapping's access entry: the reason of its event.
@@ -249,4 +254,92 @@ func refusalMessageOf(s accessentry.Sync, reason string) string {
 // through, on a mapping whose steps it holds.
 func allowCommand(mapping, hash string) string {
 	return fmt.Sprintf("kubectl annotate iamidentitymapping %s --overwrite %s=%s", mapping, iamv1alpha1.AllowAccessEntryPlanAnnotation, hash)
+}
+
+// ReasonAPIModeBlockers is the reason of the Normal event that says how
+// many things block switching the cluster to API mode, when that changes.
+const ReasonAPIModeBlockers = "APIModeBlockers"
+
+// apiModeBlockers is a vector without labels so that it is absent until
+// the access entry target, which sets it, has made its first pass: with
+// the target off it says nothing rather than a 0 that would read as ready.
+var apiModeBlockers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "aws_auth_guardian_api_mode_blockers",
+	Help: "What would lose or change access if the cluster were switched to the API authentication mode now, as manager migrate counts it: mappings in aws-auth without an equal access entry (node roles included), plus 1 when no access entry has AmazonEKSClusterAdminPolicy on the whole cluster. Set only while the access entry target is on.",
+}, nil)
+
+func init() {
+	metrics.Registry.MustRegister(apiModeBlockers)
+}
+
+// maxNamedBlockers is how many mappings the event names: an event note is
+// limited to 1 KiB, and manager migrate lists them all.
+const maxNamedBlockers = 5
+
+// reportAPIMode counts what blocks API mode with migrate.Analyze, the
+// function `manager migrate` prints, so that the two never disagree, and
+// says so when the count changes. observed nil is a cluster that takes no
+// access entries (CONFIG_MAP). Nothing is said while the CRD is unusable,
+// as no mapping can be read.
+func (r *AccessEntryReconciler) reportAPIMode(ctx context.Context, t translation, observed []accessentry.Observed) {
+	if t.held != nil {
+		return
+	}
+	report := migrate.Analyze(migrate.Input{Mappings: t.grants, Cluster: &migrate.Cluster{Mode: r.mode, Entries: observed}})
+	n := len(report.Blockers)
+	apiModeBlockers.WithLabelValues().Set(float64(n))
+	prev := r.apiModeBlockers
+	r.apiModeBlockers.known, r.apiModeBlockers.count = true, n
+	// Once per change; at start only when something blocks, so that a
+	// restart of a cluster ready for API mode says nothing.
+	if prev.known && prev.count == n || !prev.known && n == 0 {
+		return
+	}
+	message := apiModeMessage(report)
+	ctrl.LoggerFrom(ctx).Info("What blocks API mode changed", "blockers", n, "mappings", len(report.BlockingMappings()))
+	// The event is on aws-auth, not on a mapping: the count is about the
+	// cluster's aws-auth as a whole, and aws-auth is the object the person
+	// about to switch the mode looks at (kubectl describe cm -n kube-system
+	// aws-auth), in kube-system beside the cluster's other events.
+	subject := &corev1.ConfigMap{}
+	if err := r.Client.Get(ctx, managed.AWSAuthKey, subject); err != nil {
+		subject = awsAuthOrReference(nil)
+	}
+	// The events API folds events of one object, reason, action and
+	// related object into a series that keeps the first note, so that a
+	// new count would read as an old one: the count is in the action, and
+	// the first mapping that blocks is the related object.
+	var related runtime.Object
+	if names := report.BlockingMappings(); len(names) > 0 {
+		if m, ok := mappingRef(names[0], t.listed); ok {
+			related = m
+		}
+	}
+	r.Recorder.Eventf(subject, related, corev1.EventTypeNormal, ReasonAPIModeBlockers, fmt.Sprintf("Counted%d", n), "%s", message)
+}
+
+// apiModeMessage says what blocks API mode, naming the first few mappings.
+func apiModeMessage(report migrate.Report) string {
+	if len(report.Blockers) == 0 {
+		return "Nothing blocks API mode now: every mapping in aws-auth has an equal access entry, and an entry has AmazonEKSClusterAdminPolicy on the whole cluster"
+	}
+	names := report.BlockingMappings()
+	var parts []string
+	if len(names) > 0 {
+		named := strings.Join(names[:min(len(names), maxNamedBlockers)], ", ")
+		if len(names) > maxNamedBlockers {
+			named += fmt.Sprintf(" and %d more", len(names)-maxNamedBlockers)
+		}
+		what := "mappings would"
+		if len(names) == 1 {
+			what = "mapping would"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s lose or change access (%s)", len(names), what, named))
+	}
+	for _, b := range report.Blockers {
+		if b.Kind == migrate.BlockClusterAdmin {
+			parts = append(parts, "no access entry has AmazonEKSClusterAdminPolicy on the whole cluster")
+		}
+	}
+	return fmt.Sprintf("API mode is blocked by %d: %s. manager migrate --eks-cluster-name NAME says why for each", len(report.Blockers), strings.Join(parts, "; "))
 }

@@ -2,7 +2,9 @@
 // `manager` and `manager run` run the operator; import turns an existing
 // aws-auth into IAMIdentityMapping manifests and render shows the aws-auth
 // the operator would write for a set of manifests, both offline for GitOps
-// and CI; version says which build this is.
+// and CI; migrate reads aws-auth and the cluster's access entries and says
+// what switching to API mode would take away; version says which build
+// this is.
 //
 // Every command refuses positional arguments, so that a misspelt command
 // (`manager rnu`, `manager help-me`) is an error with a suggestion instead
@@ -95,7 +97,8 @@ IAMIdentityMappings.
 Without a command, manager runs the operator, as "manager run" does, with the
 same flags. The offline commands work without the operator, for GitOps and
 CI: import turns an existing aws-auth into mappings, render shows the
-aws-auth that mappings make.`),
+aws-auth that mappings make, migrate says whether switching the cluster to
+access entries only (API mode) would take anyone's access away.`),
 		Args: noArgs,
 		// Errors are printed once, by Execute, which knows the exit code;
 		// a failure at run time is not helped by the usage.
@@ -122,8 +125,7 @@ aws-auth that mappings make.`),
 	root.AddCommand(
 		newImportCommand(stdin, stdout, stderr),
 		newRenderCommand(stdin, stdout, stderr),
-		// A migrate command (aws-auth to EKS access entries) joins here,
-		// in groupOffline or a group of its own.
+		newMigrateCommand(stdin, stdout, stderr),
 		newVersionCommand(stdout, stderr),
 	)
 	return root
