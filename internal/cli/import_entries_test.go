@@ -37,7 +37,7 @@ func TestImportAccessEntries(t *testing.T) {
 	for name, want := range map[string]struct{ arn, username, groups string }{
 		// EKS's own default username is kept, and cluster admin is
 		// system:masters.
-		"role-111122223333-creator": {roleARN("creator"), "arn:aws:sts::111122223333:assumed-role/creator/{{SessionName}}", "system:masters"},
+		"role-111122223333-creator":          {roleARN("creator"), "arn:aws:sts::111122223333:assumed-role/creator/{{SessionName}}", "system:masters"},
 		"role-111122223333-eks-node-group-1": {roleARN("eks-node-group-1"), "system:node:{{EC2PrivateDNSName}}", "system:bootstrappers,system:nodes"},
 		// The name its tag gives.
 		"role-111122223333-admins": {adminsInIAM, "admin:{{SessionName}}", "system:masters"},
