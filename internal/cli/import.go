@@ -43,11 +43,13 @@ entries alone, is taken over without a change. An entry the operator made
 keeps the name of its mapping (its tag). In API_AND_CONFIG_MAP mode aws-auth
 may grant more: import it too, and compare with "manager migrate".
 
-Entries (of aws-auth or access entries) that cannot become a mapping (sso matchers, userid, invalid YAML,
-a role ARN with a path the authenticator never matches) and duplicates the
-authenticator never serves are listed on stderr. Exit code 1 when any entry
-cannot become a mapping: a person must decide on each before the operator
-takes over aws-auth. Exit code 2 when aws-auth cannot be read.`
+Entries that cannot become a mapping (in aws-auth: sso matchers, userid,
+invalid YAML, a role ARN with a path the authenticator never matches; of
+access entries: one no mapping reproduces) and duplicates the authenticator
+never serves are listed on stderr. Exit code 1 when any entry cannot become
+a mapping: a person must decide on each before the operator takes over.
+Exit code 2 when aws-auth or the access entries cannot be read, or the
+cluster is in CONFIG_MAP mode, where it has no access entries.`
 
 // clusterTimeout bounds the one read from the cluster.
 const clusterTimeout = 30 * time.Second
