@@ -20,7 +20,8 @@ import (
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/awsauth"
 )
 
-// AdoptedLabel marks mappings created from an existing aws-auth.
+// AdoptedLabel marks mappings created from an existing aws-auth or from
+// a cluster's access entries.
 const AdoptedLabel = "iam.aws-auth-guardian.dev/adopted"
 
 // Adoption is what an existing aws-auth becomes.

@@ -230,7 +230,7 @@ func TestImportFromFile(t *testing.T) {
 		{
 			name: "both a file and a kubeconfig",
 			args: []string{"import", "--file", "-", "--kubeconfig", "/dev/null"},
-			want: check{code: 2, stderr: []string{"not both"}},
+			want: check{code: 2, stderr: []string{"give one of --file, --kubeconfig and --eks-cluster-name"}},
 		},
 		{
 			name: "unknown flag",
@@ -246,7 +246,7 @@ func TestImportFromFile(t *testing.T) {
 		{
 			name: "help",
 			args: []string{"import", "-h"},
-			want: check{code: 0, stdout: []string{"manager import [--kubeconfig PATH | --file PATH|-]", "--kubeconfig path", "--file path", "Exit code 2"}},
+			want: check{code: 0, stdout: []string{"manager import [--kubeconfig PATH | --file PATH|- | --eks-cluster-name NAME]", "--eks-cluster-name name", "--kubeconfig path", "--file path", "Exit code 2"}},
 		},
 	}
 	for _, tt := range tests {

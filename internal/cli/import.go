@@ -2,13 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,7 +23,9 @@ import (
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/adopt"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/managed"
+	"github.com/aws-auth-guardian/aws-auth-guardian/internal/migrate"
 )
 
 const importDescription = `
@@ -29,33 +34,48 @@ through --kubeconfig, else KUBECONFIG or ~/.kube/config) or from a YAML file
 holding it, and prints one IAMIdentityMapping per entry the EKS
 authenticator serves, ready to commit.
 
-Entries that cannot become a mapping (sso matchers, userid, invalid YAML,
-a role ARN with a path the authenticator never matches) and duplicates the
-authenticator never serves are listed on stderr. Exit code 1 when any entry
-cannot become a mapping: a person must decide on each before the operator
-takes over aws-auth. Exit code 2 when aws-auth cannot be read.`
+With --eks-cluster-name it reads the cluster's access entries instead (with
+their access policies; read calls only, with the AWS credentials and region
+of the environment, as the operator does) and prints the mapping of each,
+checked to translate back to exactly that entry, so that the operator adopts
+every entry as it is: a cluster in API mode, whose access lives in its
+entries alone, is taken over without a change. An entry the operator made
+keeps the name of its mapping (its tag). In API_AND_CONFIG_MAP mode aws-auth
+may grant more: import it too, and compare with "manager migrate".
+
+Entries that cannot become a mapping (in aws-auth: sso matchers, userid,
+invalid YAML, a role ARN with a path the authenticator never matches; of
+access entries: one no mapping reproduces) and duplicates the authenticator
+never serves are listed on stderr. Exit code 1 when any entry cannot become
+a mapping: a person must decide on each before the operator takes over.
+Exit code 2 when aws-auth or the access entries cannot be read, or the
+cluster is in CONFIG_MAP mode, where it has no access entries.`
 
 // clusterTimeout bounds the one read from the cluster.
 const clusterTimeout = 30 * time.Second
 
 func newImportCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	var kubeconfig, file string
+	var kubeconfig, file, cluster string
 	cmd := &cobra.Command{
-		Use:                   "import [--kubeconfig PATH | --file PATH|-]",
+		Use:                   "import [--kubeconfig PATH | --file PATH|- | --eks-cluster-name NAME]",
 		Short:                 "Print an existing aws-auth as IAMIdentityMapping manifests",
 		Long:                  strings.TrimSpace(importDescription),
 		Args:                  noArgs,
 		GroupID:               groupOffline,
 		DisableFlagsInUseLine: true, // the synopsis names them
 		RunE: func(*cobra.Command, []string) error {
-			if file != "" && kubeconfig != "" {
-				return errors.New("give --file or --kubeconfig, not both")
+			if given := slices.DeleteFunc([]string{file, kubeconfig, cluster}, func(s string) bool { return s == "" }); len(given) > 1 {
+				return errors.New("give one of --file, --kubeconfig and --eks-cluster-name")
+			}
+			if cluster != "" {
+				return exitWith(runImportEntries(cluster, stdout, stderr))
 			}
 			return exitWith(runImport(kubeconfig, file, stdin, stdout, stderr))
 		},
 	}
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "Read aws-auth from the cluster of the kubeconfig at this `path` (default: KUBECONFIG, then ~/.kube/config, then in-cluster).")
 	cmd.Flags().StringVar(&file, "file", "", "Read the aws-auth ConfigMap from this YAML `path` instead of the cluster; - reads stdin.")
+	cmd.Flags().StringVar(&cluster, "eks-cluster-name", "", "Read the access entries of this EKS cluster (`name`) instead of aws-auth.")
 	return cmd
 }
 
@@ -72,7 +92,41 @@ func runImport(kubeconfig, file string, stdin io.Reader, stdout, stderr io.Write
 		return exitBadInput
 	}
 
-	adoption := adopt.FromData(cm.Data)
+	return printAdoption(adopt.FromData(cm.Data),
+		"decide on each before aws-auth-guardian takes over aws-auth, which would otherwise drop them:", stdout, stderr)
+}
+
+// runImportEntries imports the access entries of an EKS cluster.
+func runImportEntries(clusterName string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
+	defer cancel()
+	client, err := eksapi.New(ctx, eksapi.Options{ClusterName: clusterName, RateLimit: migrateRateLimit, Registerer: prometheus.NewRegistry()})
+	var cluster *migrate.Cluster
+	if err == nil {
+		cluster, err = readCluster(ctx, client)
+	}
+	if err != nil {
+		say(stderr, "import: %v", err)
+		return exitBadInput
+	}
+	switch cluster.Mode {
+	case "API":
+	case "API_AND_CONFIG_MAP":
+		say(stderr, "import: cluster %s is in API_AND_CONFIG_MAP mode: aws-auth may grant access its access entries do not; import aws-auth too, and compare with manager migrate", clusterName)
+	default:
+		say(stderr, "import: cluster %s is in %s mode, in which EKS reads aws-auth and no access entries: import aws-auth instead (without --eks-cluster-name)", clusterName, cmp.Or(cluster.Mode, "no access configuration"))
+		return exitBadInput
+	}
+	// The operator never changes an entry it has no mapping for, but it
+	// does not keep one either: the cluster's access would then depend on
+	// an entry no mapping describes.
+	return printAdoption(adopt.FromAccessEntries(cluster.Entries),
+		"no mapping will hold them (the operator leaves an entry without its tag alone); decide on each:", stdout, stderr)
+}
+
+// printAdoption writes the mappings to stdout, then what was left out, and
+// says by the exit code whether a person must decide on something.
+func printAdoption(adoption adopt.Adoption, unrepresentable string, stdout, stderr io.Writer) int {
 	var out bytes.Buffer
 	for i, m := range adoption.Mappings {
 		doc, err := yaml.Marshal(manifestOf(m))
@@ -95,7 +149,7 @@ func runImport(kubeconfig, file string, stdin io.Reader, stdout, stderr io.Write
 		return exitOK
 	}
 	printList(stderr, adoption.Unrepresentable,
-		"import: cannot become IAMIdentityMappings; decide on each before aws-auth-guardian takes over aws-auth, which would otherwise drop them:")
+		"import: cannot become IAMIdentityMappings; "+unrepresentable)
 	return exitFindings
 }
 

@@ -123,7 +123,7 @@ func TestManagerBinary(t *testing.T) {
 		}, notStderr: operatorStarted}},
 		{"help does not start the operator", []string{"help"}, want{code: 0, stdout: []string{"manager [command]", "\n  run "}, notStderr: operatorStarted}},
 		{"run --help", []string{"run", "--help"}, want{code: 0, stdout: []string{"manager run [flags]", "--leader-election-lease-duration", "--zap-log-level"}, notStderr: operatorStarted}},
-		{"import --help", []string{"import", "--help"}, want{code: 0, stdout: []string{"manager import [--kubeconfig PATH | --file PATH|-]", "--file path"}}},
+		{"import --help", []string{"import", "--help"}, want{code: 0, stdout: []string{"manager import [--kubeconfig PATH | --file PATH|- | --eks-cluster-name NAME]", "--file path"}}},
 		{"render --help", []string{"render", "--help"}, want{code: 0, stdout: []string{"manager render --file PATH|-", "--configmap-mode mode"}}},
 		{"a misspelt command", []string{"rnu"}, want{code: 2, stderr: []string{
 			`Error: unknown command "rnu" for "manager"`, "Did you mean this?\n\trun\n", "Run 'manager --help' for usage.",
