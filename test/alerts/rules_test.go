@@ -91,6 +91,13 @@ var alertCases = []alertCase{{
 	quiet:       `aws_auth_guardian_access_entry_drift_restorations_total{cause="missing"} 0x4`,
 	firesLabels: map[string]string{"cause": "missing"},
 }, {
+	alert: "AccessMissingInAPIMode", at: 12 * time.Minute,
+	fires: `aws_auth_guardian_api_mode_blockers{pod="leader"} 2x24
+	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API"} 1x24`,
+	// The same blockers before the switch are what migrate is for.
+	quiet: `aws_auth_guardian_api_mode_blockers{pod="leader"} 2x24
+	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API"} 0x24
+	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API_AND_CONFIG_MAP"} 1x24`,}, {
 	alert: "EKSAPIThrottled", at: 5 * time.Minute,
 	fires: `aws_auth_guardian_eks_api_calls_total{operation="ListAccessEntries",result="throttled"} 0+3x10
 	        aws_auth_guardian_eks_api_calls_total{operation="ListAccessEntries",result="ok"} 0+3x10`,
