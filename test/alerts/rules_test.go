@@ -97,7 +97,7 @@ var alertCases = []alertCase{{
 	// The same blockers before the switch are what migrate is for.
 	quiet: `aws_auth_guardian_api_mode_blockers{pod="leader"} 2x24
 	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API"} 0x24
-	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API_AND_CONFIG_MAP"} 1x24`,}, {
+	        aws_auth_guardian_eks_authentication_mode{pod="leader",mode="API_AND_CONFIG_MAP"} 1x24`}, {
 	alert: "EKSAPIThrottled", at: 5 * time.Minute,
 	fires: `aws_auth_guardian_eks_api_calls_total{operation="ListAccessEntries",result="throttled"} 0+3x10
 	        aws_auth_guardian_eks_api_calls_total{operation="ListAccessEntries",result="ok"} 0+3x10`,
