@@ -51,7 +51,7 @@ func TestCallersFlagsParse(t *testing.T) {
 			"--health-probe-bind-address", "127.0.0.1:2", "--backup-namespace", "ops"},
 		"hack/run-local.sh": {"--kubeconfig", "/k/config", "--zap-devel", "--metrics-bind-address", "127.0.0.1:8080", "--health-probe-bind-address", "127.0.0.1:8081"},
 		"the remaining flags": {"--recheck-interval=1m", "--protection-check-interval=5s", "--zap-stacktrace-level=panic",
-			"--eks-cluster-name=dev", "--access-entry-resync=30s", "--access-entry-full-resync=5m"},
+			"--eks-cluster-name=dev", "--access-entry-resync=30s", "--access-entry-full-resync=5m", "--eks-api-qps=50", "--eks-api-burst=20"},
 	}
 	for caller, args := range callers {
 		for _, command := range [][]string{nil, {"run"}} {
@@ -107,6 +107,10 @@ func TestOperatorFlagsAreChecked(t *testing.T) {
 		{"--protection-check-interval=0"},
 		{"--access-entry-resync=0"},
 		{"--access-entry-resync=5m", "--access-entry-full-resync=1m"},
+		{"--eks-api-qps=0"},
+		{"--eks-api-qps=-1"},
+		{"--eks-api-qps=NaN"},
+		{"--eks-api-burst=0"},
 		{"-kubeconfig", "/k/config"}, // Go's flag package took one dash; pflag does not
 	} {
 		p := &parsedOperator{operator: newOperator()}

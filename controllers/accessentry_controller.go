@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -74,9 +75,17 @@ type AccessEntryReconciler struct {
 	// MaxRemovedShare is the largest share of the operator's entries one
 	// pass may delete (see accessentry.Guards).
 	MaxRemovedShare float64
+	// APIRate is the EKS client's rate limit in calls per second
+	// (eksapi.RateLimit.QPS), of which the checks of entries in place take
+	// at most checkShare (see toDescribe); zero leaves them unbounded.
+	APIRate float64
 
 	controller       controller.Controller
 	watchingMappings bool
+	// mappingChanged is set by the mapping watch and cleared when a pass
+	// begins: the checks of entries in place stop at once when it is set,
+	// so that a mapping's change never waits behind them.
+	mappingChanged atomic.Bool
 	// mode is the authentication mode as last read, at fullAt.
 	mode   string
 	fullAt time.Time
@@ -203,6 +212,7 @@ func (r *AccessEntryReconciler) watchMappings() error {
 		return nil
 	}
 	toKey := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		r.mappingChanged.Store(true)
 		return []reconcile.Request{accessEntryKey}
 	})
 	// Annotations too: the one that allows a held plan should act at once,
@@ -220,6 +230,9 @@ func (r *AccessEntryReconciler) watchMappings() error {
 // steps are ordered so that stopping anywhere leaves nobody locked out.
 func (r *AccessEntryReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	// This pass reads the mappings after this, so it plans every change
+	// made until now.
+	r.mappingChanged.Store(false)
 	full := r.fullAt.IsZero() || time.Since(r.fullAt) >= r.FullResync
 	if full {
 		mode, err := r.EKS.AuthenticationMode(ctx)
@@ -297,13 +310,25 @@ type describedEntry struct {
 	at    time.Time
 }
 
+// checkShare is the largest part of the EKS rate limit (APIRate) the
+// checks of entries in place may take: they run at rest, all the time, and
+// the rest of the limit stays for the lists, new entries and changes (and
+// the account's EKS throttle is shared with every other tool). At the
+// default 5 calls/s that is 1 call/s, 30 entries a minute: every entry is
+// checked within the full resync up to 300 entries, and within
+// N/30 minutes beyond.
+const checkShare = 0.2
+
+// callsPerCheck are the calls of one entry's check: DescribeAccessEntry and
+// ListAssociatedAccessPolicies (one page up to 100 policies).
+const callsPerCheck = 2
+
 // observe lists the entries and describes those not described yet, and,
-// to find entries changed in place, the ones described longest ago: as
-// many per pass as make every entry described once per FullResync. The
-// check is spread over the passes rather than done at once, so that no
-// pass takes long (3,000 entries take two calls each, twenty minutes at
-// 5 calls a second) and a mapping's change never waits behind it. An entry
-// gone from the list is forgotten.
+// to find entries changed in place, the ones described longest ago (see
+// toDescribe). The check is spread over the passes rather than done at
+// once, so that no pass takes long, and it stops as soon as a mapping
+// changes, so that the change never waits behind it: the rest of the turn
+// comes at the next pass. An entry gone from the list is forgotten.
 func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Observed, error) {
 	arns, err := r.EKS.ListEntries(ctx)
 	if err != nil {
@@ -317,7 +342,11 @@ func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Obse
 		listed[accessentry.PrincipalKey(arn)] = arn
 	}
 	maps.DeleteFunc(r.described, func(k string, _ describedEntry) bool { _, ok := listed[k]; return !ok })
-	for _, k := range r.toDescribe(listed) {
+	fresh, checks := r.toDescribe(listed)
+	for i, k := range append(fresh, checks...) {
+		if i >= len(fresh) && r.mappingChanged.Load() {
+			break
+		}
 		e, err := r.EKS.DescribeEntry(ctx, listed[k])
 		switch {
 		case eksapi.IsNotFound(err):
@@ -337,11 +366,14 @@ func (r *AccessEntryReconciler) observe(ctx context.Context) ([]accessentry.Obse
 }
 
 // toDescribe is, of the entries listed (by principal key), those not
-// described yet, then the turn of those described longest ago:
-// ceil(N x Resync / FullResync) of them, so that each is described again
-// within a FullResync.
-func (r *AccessEntryReconciler) toDescribe(listed map[string]string) []string {
-	var fresh, known []string
+// described yet (fresh: the plan needs them), and the checks: the turn of
+// those described longest ago, ceil(N x Resync / FullResync) of them so
+// that each is described again within a FullResync, but no more than
+// checkShare of APIRate over a Resync allows (at least one). Past that
+// bound (300 entries at the defaults) an entry changed in place is found
+// within ceil(N / checks per pass) resyncs instead of a FullResync.
+func (r *AccessEntryReconciler) toDescribe(listed map[string]string) (fresh, checks []string) {
+	var known []string
 	for k := range listed {
 		if _, ok := r.described[k]; ok {
 			known = append(known, k)
@@ -353,8 +385,17 @@ func (r *AccessEntryReconciler) toDescribe(listed map[string]string) []string {
 	slices.SortFunc(known, func(a, b string) int {
 		return cmp.Or(r.described[a].at.Compare(r.described[b].at), strings.Compare(a, b))
 	})
-	turn := int(math.Ceil(float64(len(listed)) * float64(r.Resync) / float64(r.FullResync)))
-	return append(fresh, known[:min(turn, len(known))]...)
+	return fresh, known[:min(r.checksPerPass(len(listed)), len(known))]
+}
+
+// checksPerPass is how many entries of n a pass checks in place.
+func (r *AccessEntryReconciler) checksPerPass(n int) int {
+	turn := int(math.Ceil(float64(n) * float64(r.Resync) / float64(r.FullResync)))
+	if r.APIRate <= 0 {
+		return turn
+	}
+	budget := int(checkShare * r.APIRate * r.Resync.Seconds() / callsPerCheck)
+	return min(turn, max(1, budget))
 }
 
 // translation is what translate made of the mappings.

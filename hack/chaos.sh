@@ -2,8 +2,11 @@
 # make chaos: the long run of test/chaos. The operator runs as its real
 # binary against the local control plane (bin/controlplane) under 1,000
 # random operations, 20 kill -9, 5 leader takeovers (at the default 15s
-# lease), 3 control plane restarts and a denied create, then the figures
-# are printed.
+# lease), 3 control plane restarts and a denied create; and, with the
+# access entry target on against the fake EKS (internal/testing/awsfake),
+# 500 random mapping changes with 10 kill -9 and EKS faults (throttling,
+# server errors, slow answers), checking every state EKS went through for
+# a cluster admin. Then the figures are printed.
 #
 # CHAOS_MANAGER_BINARY=bin/manager uses a binary just built (make build);
 # otherwise the test builds one. CHAOS_FLAGS adds or overrides flags, e.g.
@@ -23,6 +26,8 @@ flags=(
 	-chaos.takeovers=5
 	-chaos.apirestarts=3
 	-chaos.lease-duration=15s # the operator's default, as installed
+	-chaos.ae-ops=500
+	-chaos.ae-kills=10
 )
 # shellcheck disable=SC2206 # word splitting of CHAOS_FLAGS is the point
 flags+=(${CHAOS_FLAGS:-})

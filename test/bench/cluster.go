@@ -68,8 +68,16 @@ type bench struct {
 	// heals with.
 	healAtRest *dist
 	// eks, when set, is the fake EKS and IAM that the operator is started
-	// against, with the access entry target on (see startOperator).
-	eks *awsfake.Server
+	// against, with the access entry target on (see startOperator), and
+	// eksExtra the flags it gets besides eksArgs.
+	eks      *awsfake.Server
+	eksExtra []string
+	// changeOutage is the outage per change of 2a, immutable, target off,
+	// to compare the one with a slow EKS with.
+	changeOutage *dist
+	// metricsSecure says bin/manager has --metrics-secure (HTTPS metrics by
+	// default), which the bench turns off: it scrapes plain HTTP.
+	metricsSecure bool
 }
 
 // startCluster starts kube-apiserver and etcd from bin/controlplane with

@@ -89,8 +89,11 @@ func (b *bench) startOperator(ctx context.Context, mode string) error {
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probePort),
 		"--backup-namespace", operatorNamespace,
 	}
+	if b.metricsSecure {
+		args = append(args, "--metrics-secure=false")
+	}
 	if b.eks != nil {
-		args = append(args, eksArgs...)
+		args = append(append(args, eksArgs...), b.eksExtra...)
 	}
 	op.cmd = exec.Command(filepath.Join(b.opts.root, "bin", "manager"), args...)
 	if b.eks != nil {
@@ -123,6 +126,12 @@ func (b *bench) startOperator(ctx context.Context, mode string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("bin/manager did not become ready in 60s; see %s", op.logPath)
+}
+
+// hasFlag says whether bin/manager has a flag, per its --help.
+func hasFlag(root, name string) bool {
+	out, _ := exec.Command(filepath.Join(root, "bin", "manager"), "--help").CombinedOutput()
+	return strings.Contains(string(out), "--"+name+" ")
 }
 
 func (op *operator) stop() error {

@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clientretry "k8s.io/client-go/util/retry"
 
 	iamv1alpha1 "github.com/aws-auth-guardian/aws-auth-guardian/api/v1alpha1"
 )
@@ -138,7 +139,7 @@ func (b *bench) outageOnce(ctx context.Context, kind string, i int) (outageSampl
 // churn creates a mapping (even i) or changes the username of the one
 // created before (odd i), and returns its role ARN and new username.
 func (b *bench) churn(ctx context.Context, i int) (string, string, error) {
-	name := fmt.Sprintf("churn-%s-%03d", b.op.mode, i/2)
+	name := b.churnName(i, b.eks != nil)
 	if i%2 == 0 {
 		m := typical(name)
 		if _, _, err := b.createAll(ctx, []*iamv1alpha1.IAMIdentityMapping{m}, 1); err != nil {
@@ -148,15 +149,30 @@ func (b *bench) churn(ctx context.Context, i int) (string, string, error) {
 	}
 	username := name + ":v2:{{SessionName}}"
 	m := &iamv1alpha1.IAMIdentityMapping{}
-	if err := b.k.Get(ctx, types.NamespacedName{Name: name}, m); err != nil {
-		return "", "", err
-	}
-	m.Spec.Username = iamv1alpha1.IdentityName(username)
-	if err := b.k.Update(ctx, m); err != nil {
+	// With the access entry target on, the operator writes the mapping's
+	// status meanwhile: read again on a conflict.
+	err := clientretry.RetryOnConflict(clientretry.DefaultRetry, func() error {
+		if err := b.k.Get(ctx, types.NamespacedName{Name: name}, m); err != nil {
+			return err
+		}
+		m.Spec.Username = iamv1alpha1.IdentityName(username)
+		return b.k.Update(ctx, m)
+	})
+	if err != nil {
 		return "", "", err
 	}
 	b.remember(m)
 	return m.Spec.ARN, username, nil
+}
+
+// churnName is the mapping the change event i creates or changes; those
+// made with the access entry target on have names of their own.
+func (b *bench) churnName(i int, eks bool) string {
+	tag := b.op.mode
+	if eks {
+		tag += "-eks"
+	}
+	return fmt.Sprintf("churn-%s-%03d", tag, i/2)
 }
 
 func (b *bench) reportOutage(rep *report, kind, mode string, samples []outageSample, lost int) {
@@ -183,6 +199,9 @@ func (b *bench) reportOutage(rep *report, kind, mode string, samples []outageSam
 		polls += s.Polls
 	}
 	t, l, g := summarize(totals), summarize(longest), summarize(gaps)
+	if kind == "change" && mode == "immutable" && b.eks == nil {
+		b.changeOutage = &t
+	}
 	rep.latency(secOutage, fmt.Sprintf("%s: not mapped per event, total", title), t)
 	rep.latency(secOutage, fmt.Sprintf("%s: not mapped per event, longest", title), l)
 	if kind == "change" {

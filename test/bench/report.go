@@ -58,9 +58,10 @@ const (
 	secSteady = "5. Steady state"
 	secStart  = "6. Start"
 	secAccess = "7. Heal with the access entry target on"
+	secEKS    = "8. Access entries: converge, rest, drift, faults, a slow EKS"
 )
 
-var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart, secAccess}
+var sections = []string{secHeal, secOutage, secBurst, secScale, secSteady, secStart, secAccess, secEKS}
 
 func (r *report) latency(section, name string, d dist) {
 	r.latencies = append(r.latencies, latencyRow{section, name, d})

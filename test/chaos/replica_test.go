@@ -28,8 +28,10 @@ const leaseName = "aws-auth-guardian.iam.aws-auth-guardian.dev"
 // flags a Deployment would pass; it can be killed and started again, with
 // the same ports and the same log file.
 type replica struct {
-	name        string
-	args        []string
+	name string
+	args []string
+	// env is the process's environment; nil is the test's.
+	env         []string
 	metricsAddr string
 	probeAddr   string
 	logPath     string
@@ -68,6 +70,10 @@ func newReplica(t *testing.T, name string, leaderElect bool) *replica {
 		// Log times to the nanosecond, to read the retries' backoff.
 		"--zap-time-encoding=rfc3339nano",
 	}
+	if metricsSecure() {
+		// The test scrapes plain HTTP, without a token.
+		r.args = append(r.args, "--metrics-secure=false")
+	}
 	if leaderElect {
 		r.args = append(r.args, "--leader-election-namespace", operatorNamespace,
 			"--leader-election-lease-duration="+replicaLease.String(),
@@ -85,6 +91,13 @@ func newReplica(t *testing.T, name string, leaderElect bool) *replica {
 	})
 	return r
 }
+
+// metricsSecure says whether the operator under test has --metrics-secure
+// (metrics over HTTPS by default), per its --help.
+var metricsSecure = sync.OnceValue(func() bool {
+	out, _ := exec.Command(managerPath, "--help").CombinedOutput()
+	return strings.Contains(string(out), "--metrics-secure ")
+})
 
 // freeLoopbackAddr is a loopback address with a port free right now.
 func freeLoopbackAddr(t *testing.T) string {
@@ -125,6 +138,7 @@ func (r *replica) launch() (time.Time, error) {
 	r.starts++
 	_, _ = fmt.Fprintf(r.logFile, "=== chaos: start %d of operator %s at %s\n", r.starts, r.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(managerPath, r.args...)
+	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = r.logFile, r.logFile
 	// Killed with the test binary, should it die without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -122,11 +122,16 @@ func (s *Server) Snapshot(clusterName string) ([]AccessEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.snapshot(c), nil
+}
+
+// snapshot is Snapshot of c; mu is held.
+func (s *Server) snapshot(c *cluster) []AccessEntry {
 	out := make([]AccessEntry, 0, len(c.entries))
 	for _, e := range c.sortedEntries() {
 		out = append(out, copyEntry(e.AccessEntry))
 	}
-	return out, nil
+	return out
 }
 
 // Cluster returns a cluster as the fake holds it.

@@ -114,6 +114,10 @@ type Server struct {
 
 	faults faults
 	calls  counter
+
+	// observers are called under mu after every call that may have
+	// changed a cluster (see Observe).
+	observers map[string]func([]AccessEntry)
 }
 
 // New starts a fake on a free port of 127.0.0.1. Like httptest.NewServer it
@@ -235,7 +239,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(op operation, req *request) (any, *APIError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return op.serve(req)
+	out, err := op.serve(req)
+	if err == nil && writes(op.name) {
+		s.notify()
+	}
+	return out, err
+}
+
+// writes says whether an operation may change the state: every one but
+// the reads, which are named Describe*, List* and Get*.
+func writes(op string) bool {
+	for _, read := range []string{"Describe", "List", "Get"} {
+		if strings.HasPrefix(op, read) {
+			return false
+		}
+	}
+	return true
+}
+
+// Observe calls check with the access entries of a cluster, as Snapshot
+// returns them, after every API call that succeeded and may have changed
+// them, while the state is still locked: check sees every state the API
+// went through, in order, which a poll of Snapshot can miss. It is called
+// once at once with the current entries. check must return quickly and
+// must not call the Server. The seeding methods (SeedEntry, DeleteEntry,
+// ModifyEntry) do not call it. A nil check stops observing the cluster.
+func (s *Server) Observe(clusterName string, check func([]AccessEntry)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.cluster(clusterName); err != nil {
+		return err
+	}
+	if check == nil {
+		delete(s.observers, clusterName)
+		return nil
+	}
+	if s.observers == nil {
+		s.observers = map[string]func([]AccessEntry){}
+	}
+	s.observers[clusterName] = check
+	check(s.snapshot(s.clusters[clusterName]))
+	return nil
+}
+
+// notify calls the observers; mu is held.
+func (s *Server) notify() {
+	for name, check := range s.observers {
+		if c, ok := s.clusters[name]; ok {
+			check(s.snapshot(c))
+		}
+	}
 }
 
 // wait holds a request for the fault's latency, or until the client gives
