@@ -101,9 +101,12 @@ func TestAccessEntryTranslationRules(t *testing.T) {
 
 	// A policy less and a namespace more: the new scope is in place before
 	// the old policy goes.
-	bob := getMapping(g, "bob")
-	bob.Spec.AccessPolicies = []iamv1alpha1.AccessPolicy{{Policy: "AmazonEKSViewPolicy", Namespaces: []iamv1alpha1.AccessPolicyNamespace{"dev", "prod", "qa"}}}
-	g.Expect(k.Update(context.Background(), bob)).To(Succeed())
+	// Retried: the operator writes bob's status and finalizer meanwhile.
+	g.Eventually(func(g Gomega) {
+		bob := getMapping(g, "bob")
+		bob.Spec.AccessPolicies = []iamv1alpha1.AccessPolicy{{Policy: "AmazonEKSViewPolicy", Namespaces: []iamv1alpha1.AccessPolicyNamespace{"dev", "prod", "qa"}}}
+		g.Expect(k.Update(context.Background(), bob)).To(Succeed())
+	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(entriesOf(g, fake)[bobUser].Policies).To(ConsistOf(policyOf("AmazonEKSViewPolicy", "dev", "prod", "qa")))
 	}).WithTimeout(timeout).WithPolling(interval).Should(Succeed())
