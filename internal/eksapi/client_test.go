@@ -19,17 +19,7 @@ import (
 func TestNewFromEnvironment(t *testing.T) {
 	s := newFake(t)
 	noFile := filepath.Join(t.TempDir(), "absent")
-	for k, v := range map[string]string{
-		"AWS_REGION":                  awsfake.DefaultRegion,
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_ENDPOINT_URL_EKS":        s.URL(),
-		"AWS_ENDPOINT_URL_IAM":        s.URL(),
-		"AWS_CONFIG_FILE":             noFile,
-		"AWS_SHARED_CREDENTIALS_FILE": noFile,
-		"AWS_PROFILE":                 "",
-		"AWS_ENDPOINT_URL":            "",
-	} {
+	for k, v := range s.SDKEnvironment(noFile) {
 		t.Setenv(k, v)
 	}
 	c, err := New(ctx(t), Options{ClusterName: clusterName, RateLimit: unlimited, Registerer: prometheus.NewRegistry()})

@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -15,20 +13,7 @@ import (
 // patches that name the cluster and its region, plus, for IRSA, the role.
 func eksOverlay(t *testing.T, component string, patches string) (appsv1.Deployment, corev1.ServiceAccount) {
 	t.Helper()
-	dir := t.TempDir()
-	rel := func(path ...string) string {
-		r, err := filepath.Rel(dir, filepath.Join(append([]string{repoRoot}, path...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	kustomization := "resources:\n- " + rel("config", "default") + "\n" +
-		"components:\n- " + rel("config", "components", component) + "\n" + patches
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	objs := kustomizeBuild(t, dir)
+	objs := userKustomization(t, []string{component}, patches)
 	dep := typed[appsv1.Deployment](t, find(t, objs, ref{"Deployment", defaultNamespace, deploymentName}))
 	sa := typed[corev1.ServiceAccount](t, find(t, objs, ref{"ServiceAccount", defaultNamespace, serviceAccountName}))
 	return *dep, *sa

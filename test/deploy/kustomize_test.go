@@ -60,21 +60,7 @@ func TestKustomizeDefaultApplies(t *testing.T) {
 		// What the README tells a person to write: config/default plus the
 		// component, from a kustomization of their own (kustomize takes
 		// relative paths only).
-		dir := t.TempDir()
-		rel := func(path ...string) string {
-			r, err := filepath.Rel(dir, filepath.Join(append([]string{repoRoot}, path...)...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		kustomization := "resources:\n- " + rel("config", "default") + "\n" +
-			"components:\n- " + rel("config", "components", "protect-rbac") + "\n" +
-			"- " + rel("config", "components", "protect-operator-namespace") + "\n"
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		objs := kustomizeBuild(t, dir)
+		objs := userKustomization(t, []string{"protect-rbac", "protect-operator-namespace"}, "")
 		want := refsOf(kustomizeBuild(t, filepath.Join(repoRoot, "config", "default")))
 		for _, name := range componentPolicies {
 			want = append(want, ref{"ValidatingAdmissionPolicy", "", name}, ref{"ValidatingAdmissionPolicyBinding", "", name})
@@ -129,4 +115,27 @@ spec:
           privileged: true
 `))[0]
 	g.Expect(applyOne("test-apply-check", privileged)).To(MatchError(ContainSubstring("PodSecurity")))
+}
+
+// userKustomization builds what the README tells a person to write:
+// config/default plus components, from a kustomization of their own, with
+// extra appended to it (kustomize takes relative paths only).
+func userKustomization(t *testing.T, components []string, extra string) []*unstructured.Unstructured {
+	t.Helper()
+	dir := t.TempDir()
+	rel := func(path ...string) string {
+		r, err := filepath.Rel(dir, filepath.Join(append([]string{repoRoot}, path...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	kustomization := "resources:\n- " + rel("config", "default") + "\ncomponents:\n"
+	for _, c := range components {
+		kustomization += "- " + rel("config", "components", c) + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kustomizeBuild(t, dir)
 }

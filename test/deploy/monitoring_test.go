@@ -66,21 +66,7 @@ func checkMonitoring(t *testing.T, objs []*unstructured.Unstructured, ns string)
 // config/default plus the two components.
 func monitoringKustomization(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	dir := t.TempDir()
-	rel := func(path ...string) string {
-		r, err := filepath.Rel(dir, filepath.Join(append([]string{repoRoot}, path...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	kustomization := "resources:\n- " + rel("config", "default") + "\n" +
-		"components:\n- " + rel("config", "components", "prometheus") + "\n" +
-		"- " + rel("config", "components", "grafana-dashboard") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return kustomizeBuild(t, dir)
+	return userKustomization(t, []string{"prometheus", "grafana-dashboard"}, "")
 }
 
 func TestMonitoringComponents(t *testing.T) {

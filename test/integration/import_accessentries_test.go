@@ -37,11 +37,7 @@ func TestImportedAccessEntriesAreAdoptedUnchanged(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		seeded = append(seeded, s)
 	}
-	for k, v := range map[string]string{
-		"AWS_REGION": awsfake.DefaultRegion, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_ENDPOINT_URL_EKS": fake.URL(), "AWS_ENDPOINT_URL_IAM": fake.URL(), "AWS_PROFILE": "", "AWS_ENDPOINT_URL": "",
-		"AWS_CONFIG_FILE": t.TempDir() + "/none", "AWS_SHARED_CREDENTIALS_FILE": t.TempDir() + "/none",
-	} {
+	for k, v := range fake.SDKEnvironment(t.TempDir() + "/none") {
 		t.Setenv(k, v)
 	}
 

@@ -226,3 +226,21 @@ func (s *Server) ResetCalls() {
 	defer s.calls.mu.Unlock()
 	s.calls.calls = nil
 }
+
+// SDKEnvironment is the environment that points an SDK client made from
+// the standard chain alone (as the operator and the CLI make theirs) at s,
+// with static credentials and no shared config: noFile must be a path
+// that does not exist.
+func (s *Server) SDKEnvironment(noFile string) map[string]string {
+	return map[string]string{
+		"AWS_REGION":                  DefaultRegion,
+		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":       "secret",
+		"AWS_ENDPOINT_URL_EKS":        s.URL(),
+		"AWS_ENDPOINT_URL_IAM":        s.URL(),
+		"AWS_CONFIG_FILE":             noFile,
+		"AWS_SHARED_CREDENTIALS_FILE": noFile,
+		"AWS_PROFILE":                 "",
+		"AWS_ENDPOINT_URL":            "",
+	}
+}
