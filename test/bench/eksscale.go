@@ -192,6 +192,9 @@ func (b *bench) verifyEntries(fake *awsfake.Server, unowned []awsfake.AccessEntr
 // the calls at rest, and, with drift set, deletes and changes entries out
 // of band and times their repair.
 func (b *bench) measureEKSScale(ctx context.Context, rep *report, n int, drift bool) error {
+	// EKS holds at most 3,000 entries per cluster (not adjustable), the
+	// unowned ones included: beyond, it refuses the creates.
+	n = min(n, awsfake.DefaultMaxAccessEntries-len(unownedEntries()))
 	if b.count() < n {
 		if err := b.measureApply(ctx, rep, n); err != nil {
 			return err
