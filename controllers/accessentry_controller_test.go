@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/eksapi"
@@ -92,11 +90,7 @@ func TestObserveChecksStopAtMappingChange(t *testing.T) {
 		ClusterName: cluster,
 		RateLimit:   eksapi.RateLimit{QPS: 1000, Burst: 1000},
 		Registerer:  prometheus.NewRegistry(),
-		LoadOptions: []func(*config.LoadOptions) error{
-			config.WithRegion(awsfake.DefaultRegion),
-			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
-			config.WithBaseEndpoint(fake.URL()),
-		},
+		LoadOptions: fake.SDKConfig(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ func TestClientsShareMetrics(t *testing.T) {
 	t.Parallel()
 	s := newFake(t)
 	c1, reg := newClient(t, s, unlimited)
-	c2, err := New(ctx(t), Options{ClusterName: clusterName, RateLimit: unlimited, Registerer: reg, LoadOptions: fakeConfig(s)})
+	c2, err := New(ctx(t), Options{ClusterName: clusterName, RateLimit: unlimited, Registerer: reg, LoadOptions: s.SDKConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}

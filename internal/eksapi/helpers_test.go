@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aws-auth-guardian/aws-auth-guardian/internal/testing/awsfake"
@@ -52,22 +50,13 @@ func newClient(t *testing.T, s *awsfake.Server, limit RateLimit) (*Client, *prom
 		ClusterName: clusterName,
 		RateLimit:   limit,
 		Registerer:  reg,
-		LoadOptions: fakeConfig(s),
+		LoadOptions: s.SDKConfig(),
 		MaxBackoff:  5 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, reg
-}
-
-// fakeConfig points LoadDefaultConfig at the fake.
-func fakeConfig(s *awsfake.Server) []func(*config.LoadOptions) error {
-	return []func(*config.LoadOptions) error{
-		config.WithRegion(awsfake.DefaultRegion),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
-		config.WithBaseEndpoint(s.URL()),
-	}
 }
 
 func ctx(t *testing.T) context.Context {

@@ -243,7 +243,7 @@ func TestHungAttemptsTimeOut(t *testing.T) {
 	s := newFake(t)
 	reg := prometheus.NewRegistry()
 	c, err := New(ctx(t), Options{
-		ClusterName: clusterName, RateLimit: unlimited, Registerer: reg, LoadOptions: fakeConfig(s),
+		ClusterName: clusterName, RateLimit: unlimited, Registerer: reg, LoadOptions: s.SDKConfig(),
 		MaxBackoff: 5 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
 	})
 	if err != nil {

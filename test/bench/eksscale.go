@@ -62,10 +62,20 @@ func unownedEntries() []awsfake.AccessEntry {
 	}
 }
 
-// startFakeWithUnowned is startFake with the unowned entries seeded, and
-// them as the fake holds them, to compare byte for byte at the end.
-func (b *bench) startFakeWithUnowned() (*awsfake.Server, int, []awsfake.AccessEntry, error) {
-	fake, n, err := b.startFake()
+// startFakeWithUnowned applies n mappings (when fewer exist) and waits for
+// aws-auth to settle, then starts the fake with the unowned entries seeded,
+// and returns them as the fake holds them, to compare byte for byte at the
+// end, with the number of mapped principals.
+func (b *bench) startFakeWithUnowned(ctx context.Context, rep *report, n int) (*awsfake.Server, int, []awsfake.AccessEntry, error) {
+	if b.count() < n {
+		if err := b.measureApply(ctx, rep, n); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	if err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
+		return nil, 0, nil, err
+	}
+	fake, mapped, err := b.startFake()
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -82,7 +92,7 @@ func (b *bench) startFakeWithUnowned() (*awsfake.Server, int, []awsfake.AccessEn
 		}
 		seeded = append(seeded, got)
 	}
-	return fake, n, seeded, nil
+	return fake, mapped, seeded, nil
 }
 
 // withEKS runs f with the operator restarted against fake with the access
@@ -195,15 +205,7 @@ func (b *bench) measureEKSScale(ctx context.Context, rep *report, n int, drift b
 	// EKS holds at most 3,000 entries per cluster (not adjustable), the
 	// unowned ones included: beyond, it refuses the creates.
 	n = min(n, awsfake.DefaultMaxAccessEntries-len(unownedEntries()))
-	if b.count() < n {
-		if err := b.measureApply(ctx, rep, n); err != nil {
-			return err
-		}
-	}
-	if err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
-		return err
-	}
-	fake, mapped, unowned, err := b.startFakeWithUnowned()
+	fake, mapped, unowned, err := b.startFakeWithUnowned(ctx, rep, n)
 	if err != nil {
 		return err
 	}
@@ -344,15 +346,7 @@ func (b *bench) measureDrift(ctx context.Context, rep *report, fake *awsfake.Ser
 // measureEKSFaults converges n mappings from nothing with 30% of the calls
 // throttled and 5% failing with a server error, and checks the end state.
 func (b *bench) measureEKSFaults(ctx context.Context, rep *report, n int) error {
-	if b.count() < n {
-		if err := b.measureApply(ctx, rep, n); err != nil {
-			return err
-		}
-	}
-	if err := b.waitSettled(ctx, b.expectedHash(), time.Minute); err != nil {
-		return err
-	}
-	fake, mapped, unowned, err := b.startFakeWithUnowned()
+	fake, mapped, unowned, err := b.startFakeWithUnowned(ctx, rep, n)
 	if err != nil {
 		return err
 	}

@@ -258,8 +258,7 @@ func TestHelmChart(t *testing.T) {
 		}))
 		g.Expect(awsOf(c)).To(ConsistOf("--eks-cluster-name=prod", "--access-entry-resync=30s", "--access-entry-full-resync=10m", "AWS_REGION=eu-west-1"))
 		g.Expect(sa.Annotations).To(HaveKeyWithValue("eks.amazonaws.com/role-arn", roleARN))
-		// Without a region, the SDK's chain finds it (IRSA and Pod Identity
-		// set AWS_REGION).
+		// Without a region, none is set: the SDK's chain must find it.
 		c, _ = manager(helmRender(t, map[string]any{"eks": map[string]any{"clusterName": "prod"}}))
 		g.Expect(awsOf(c)).To(ConsistOf("--eks-cluster-name=prod", "--access-entry-resync=1m", "--access-entry-full-resync=10m"))
 

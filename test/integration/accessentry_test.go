@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	eventsv1 "k8s.io/api/events/v1"
@@ -84,11 +82,7 @@ func runAccessEntryOperator(t *testing.T, fake *awsfake.Server) (*operator, *con
 		RateLimit:   eksapi.RateLimit{QPS: 1000, Burst: 1000},
 		MaxBackoff:  20 * time.Millisecond,
 		Registerer:  prometheus.NewRegistry(),
-		LoadOptions: []func(*config.LoadOptions) error{
-			config.WithRegion(awsfake.DefaultRegion),
-			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
-			config.WithBaseEndpoint(fake.URL()),
-		},
+		LoadOptions: fake.SDKConfig(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // AllOperations is the operation name that makes SetFault set the fault of
@@ -225,6 +228,16 @@ func (s *Server) ResetCalls() {
 	s.calls.mu.Lock()
 	defer s.calls.mu.Unlock()
 	s.calls.calls = nil
+}
+
+// SDKConfig points an SDK client made with config.LoadDefaultConfig and
+// these options at s, with static credentials.
+func (s *Server) SDKConfig() []func(*awsconfig.LoadOptions) error {
+	return []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRegion(DefaultRegion),
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
+		awsconfig.WithBaseEndpoint(s.URL()),
+	}
 }
 
 // SDKEnvironment is the environment that points an SDK client made from
